@@ -17,7 +17,7 @@ __all__ = [
 
 def _child(name: str, parent: Registry, location: str | None = None) -> Registry:
     return Registry(name, parent=parent, scope='mmscalekd',
-                    locations=[location] if location else None)
+                    locations=[location] if location else [])
 
 
 RUNNERS = _child('runner', mmpretrain_registry.RUNNERS)

@@ -1,0 +1,28 @@
+"""Shared pytest set-up: one torch thread per xdist worker, registries, seeds."""
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import mmscalekd  # noqa: F401  (applies the compat fixes before mmpretrain is imported)
+from mmscalekd.utils import register_all_modules
+
+# Tests run in 2 xdist workers on 2 cores; more threads per worker only thrash.
+torch.set_num_threads(int(os.environ.get('MMSCALEKD_TEST_THREADS', '1')))
+register_all_modules(init_default_scope=True)
+
+DEVICE = os.environ.get('TORCH_DEVICE', 'cpu')
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    return torch.device(DEVICE)
