@@ -1,6 +1,10 @@
 """Utilities: compatibility fixes, safe checkpoint loading, registry set-up."""
-from .checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
-                         load_checkpoint_file, safe_torch_load)
+from .checkpoint import (
+                         CorruptCheckpointError,
+                         UnsafeCheckpointError,
+                         load_checkpoint_file,
+                         safe_torch_load,
+)
 from .setup_env import adapt_cfg_to_device, register_all_modules
 
 __all__ = [

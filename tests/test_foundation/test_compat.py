@@ -9,8 +9,12 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.runner import CheckpointLoader
 
-from mmscalekd.utils import (CorruptCheckpointError, UnsafeCheckpointError,
-                             adapt_cfg_to_device, safe_torch_load)
+from mmscalekd.utils import (
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    adapt_cfg_to_device,
+    safe_torch_load,
+)
 
 
 class _Payload:
