@@ -33,7 +33,10 @@ class CorruptCheckpointError(RuntimeError):
 
 def _guarded_getattr(obj: Any, name: str) -> Any:
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # ``_statistics_methods`` is filled by the first HistoryBuffer instance, so a
+    # fresh process (resume before any buffer exists) knows only the built-in four.
+    builtin = ('min', 'max', 'current', 'mean')
+    if obj is HistoryBuffer and (name in builtin or name in HistoryBuffer._statistics_methods):
         return getattr(obj, name)
     raise UnsafeCheckpointError(
         f'refused getattr({obj!r}, {name!r}): only HistoryBuffer statistics '
