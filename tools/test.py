@@ -1,0 +1,147 @@
+"""Evaluate a checkpoint: a distiller's (with its distiller config) or a plain student's.
+
+With a distiller config (a ``model`` that has ``student`` and ``teacher`` entries) only the
+student is built and evaluated: the distiller's ``predict`` delegates to its student, so the
+numbers are the same, and the teacher is neither built nor downloaded. The checkpoint may be a
+training checkpoint of the distiller (its ``student.*`` weights are used; ``teacher.*`` and
+``connectors.*`` are ignored) or a student checkpoint made by
+``tools/model_converters/extract_student.py``; either works with either config.
+
+Examples:
+    python tools/test.py configs/scalekd/<distiller config>.py work_dirs/run1/epoch_300.pth
+    python tools/test.py <student config>.py student.pth --out preds.pkl
+    bash tools/dist_test.sh CONFIG CKPT 8
+"""
+# isort: off
+import os.path as _osp
+import sys as _sys
+
+# Run from a checkout without installing: put the repository root on the path.
+_sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
+import mmscalekd  # noqa: F401  (compat fixes W1-W3 before mmpretrain is imported)
+# isort: on
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+import mmengine
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
+from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a checkpoint with mmscalekd')
+    parser.add_argument('config', help='distiller config or student (classifier) config')
+    parser.add_argument('checkpoint', help='distiller training checkpoint or student checkpoint')
+    parser.add_argument('--work-dir', help='where the metrics log goes; defaults to the config '
+                        'value, else work_dirs/<config name>')
+    parser.add_argument('--out', help='file to dump to (.pkl for predictions; .json/.yaml/.pkl '
+                        'for metrics with --out-item metrics)')
+    parser.add_argument('--out-item', choices=['pred', 'metrics'], default='pred',
+                        help='what --out holds. Defaults to pred')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=64')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher: none (one process), pytorch (torchrun), slurm, mpi')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint!r} does not exist')
+    if args.out and args.out_item == 'pred' and not args.out.endswith('.pkl'):
+        parser.error(f'--out {args.out!r}: predictions are dumped as pickle, use a .pkl name')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def student_model_cfg(model_cfg: ConfigDict) -> ConfigDict:
+    """The model to evaluate: the student of a distiller config, else the model itself.
+
+    The distiller's data preprocessor (the one its ``test_step`` applies before
+    delegating to the student) replaces the student's own.
+    """
+    if not ('student' in model_cfg and 'teacher' in model_cfg):
+        return model_cfg
+    student = ConfigDict(model_cfg['student'])
+    if model_cfg.get('data_preprocessor') is not None:
+        student['data_preprocessor'] = model_cfg['data_preprocessor']
+    # Weights come from the checkpoint; never fetch the student's pretrained init.
+    student.pop('init_cfg', None)
+    return student
+
+
+def student_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The student's weights from a distiller or student checkpoint (prefixes stripped)."""
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    if any(k.startswith('student.') for k in state):
+        state = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
+    return state
+
+
+def load_student(model: torch.nn.Module, filename: str) -> None:
+    """Load ``filename`` into ``model``; refuse when any of the model's weights is missing."""
+    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+    state = student_state_dict(checkpoint)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise KeyError(
+            f'{filename} lacks {len(missing)} weight(s) of the model to evaluate, e.g. '
+            f'{missing[:5]}; it does not match this config (the checkpoint has e.g. '
+            f'{list(state)[:5]}).')
+    if unexpected:
+        mmengine.MMLogger.get_current_instance().warning(
+            f'Ignored {len(unexpected)} checkpoint entries the model does not have, e.g. '
+            f'{unexpected[:5]}')
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    try:
+        check_launch_env(args.launcher)
+    except LaunchError as err:
+        sys.exit(f'tools/test.py: error: {err}')
+    register_all_modules()
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.model = student_model_cfg(cfg.model)
+    cfg.load_from = None  # loaded below, with the student prefix handled
+    cfg.resume = False
+    cfg = adapt_cfg_to_device(cfg)
+    init_cpu_distributed(args.launcher,
+                         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'))
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_student(model, args.checkpoint)
+    runner._has_loaded = True  # keep Runner.test() from loading anything else
+
+    if args.out and args.out_item == 'pred':
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.out and args.out_item == 'metrics':
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

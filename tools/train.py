@@ -1,0 +1,135 @@
+"""Train a model (a ScaleKD distiller or a plain mmpretrain classifier) with MMEngine's Runner.
+
+Examples:
+    python tools/train.py configs/scalekd/<config>.py --work-dir work_dirs/run1
+    python tools/train.py CONFIG --resume                # continue from the latest checkpoint
+    bash tools/dist_train.sh CONFIG 8                    # 8 processes (GPUs, or gloo on CPU)
+"""
+# isort: off
+import os.path as _osp
+import sys as _sys
+
+# Run from a checkout without installing: put the repository root on the path.
+_sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
+import mmscalekd  # noqa: F401  (compat fixes W1-W3, in every torchrun worker, before mmpretrain)
+# isort: on
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
+from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model with mmscalekd')
+    parser.add_argument('config', help='config file (text-style OpenMMLab config)')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go; defaults to the '
+                        'config value, else work_dirs/<config name>')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
+                        help='resume from CKPT; without a value, from the latest checkpoint '
+                        'in the work dir (a fresh start if there is none)')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (AmpOptimWrapper; needs CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by (total batch size) / '
+                        'auto_scale_lr.base_batch_size of the config')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='skip validation during training')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin dataloader memory')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='do not keep dataloader workers alive between epochs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_iters=10 '
+                        'optim_wrapper.optimizer.lr=0.01 (lists as key="[a,b]")')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher: none (one process), pytorch (torchrun), slurm, mpi')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
+    if args.resume not in (None, 'auto') and '://' not in args.resume \
+            and not osp.isfile(args.resume):
+        parser.error(f'--resume checkpoint {args.resume!r} does not exist (give a .pth file, '
+                     'or --resume alone to continue from the latest one in the work dir)')
+    if args.amp and not torch.cuda.is_available():
+        parser.error('--amp needs CUDA (MMEngine\'s AmpOptimWrapper uses torch.cuda.amp); '
+                     'drop --amp on this machine')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to ``cfg`` (command line wins, --cfg-options last)."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
+                             f'in the config; {args.config} has none')
+        cfg.auto_scale_lr.enable = True
+
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if loader is None:
+            continue
+        # Pinning only helps host->GPU copies; persistent workers need workers.
+        loader.setdefault('pin_memory', torch.cuda.is_available() and not args.no_pin_memory)
+        loader.setdefault('persistent_workers', loader.get('num_workers', 0) > 0
+                          and not args.no_persistent_workers)
+        if args.no_pin_memory:
+            loader.pin_memory = False
+        if args.no_persistent_workers:
+            loader.persistent_workers = False
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    try:
+        check_launch_env(args.launcher)
+    except LaunchError as err:
+        sys.exit(f'tools/train.py: error: {err}')
+    register_all_modules()
+
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    cfg = adapt_cfg_to_device(cfg)
+    init_cpu_distributed(args.launcher,
+                         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'))
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
