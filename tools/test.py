@@ -92,19 +92,30 @@ def student_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
 
 
 def load_student(model: torch.nn.Module, filename: str) -> None:
-    """Load ``filename`` into ``model``; refuse when any of the model's weights is missing."""
+    """Load ``filename`` into ``model``; refuse when a weight is missing or misshapen.
+
+    Evaluating a model whose weights silently stayed at their initial values would
+    report chance accuracy, so every entry of the model's state dict must come from
+    the checkpoint.
+    """
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
     state = student_state_dict(checkpoint)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing:
-        raise KeyError(
-            f'{filename} lacks {len(missing)} weight(s) of the model to evaluate, e.g. '
-            f'{missing[:5]}; it does not match this config (the checkpoint has e.g. '
-            f'{list(state)[:5]}).')
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    misshapen = [f'{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}'
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or misshapen:
+        raise ValueError(
+            f'{filename} does not match the model to evaluate: {len(missing)} weight(s) '
+            f'missing (e.g. {missing[:3]}), {len(misshapen)} of another shape '
+            f'(checkpoint vs model, e.g. {misshapen[:3]}). Is it the checkpoint of this '
+            f'config? It holds e.g. {list(state)[:3]}.')
+    unexpected = [k for k in state if k not in expected]
     if unexpected:
         mmengine.MMLogger.get_current_instance().warning(
             f'Ignored {len(unexpected)} checkpoint entries the model does not have, e.g. '
             f'{unexpected[:5]}')
+    model.load_state_dict({k: state[k] for k in expected}, strict=True)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:

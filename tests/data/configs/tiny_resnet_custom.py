@@ -48,7 +48,8 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=1),
+    # Validation metrics are logged at their iteration (the default logs them by epoch).
+    logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3),
 )
 log_processor = dict(by_epoch=False, window_size=1)

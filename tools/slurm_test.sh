@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Evaluate a checkpoint on a Slurm cluster, one task per GPU.
+#   GPUS=8 bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [args]
+# GPUS (total tasks, default 8), GPUS_PER_NODE (default 8; 0 = CPU nodes, no --gres, gloo),
+# CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun options).
+set -euo pipefail
+if [ $# -lt 4 ]; then
+  echo "usage: GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG CHECKPOINT [args]" >&2
+  exit 2
+fi
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+CHECKPOINT=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+SRUN_ARGS=${SRUN_ARGS:-""}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python; fi
+fi
+GRES=()
+if [ "$GPUS_PER_NODE" -gt 0 ]; then
+  GRES=(--gres="gpu:$GPUS_PER_NODE" --ntasks-per-node="$GPUS_PER_NODE")
+fi
+
+# shellcheck disable=SC2086
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec srun -p "$PARTITION" \
+  --job-name="$JOB_NAME" --ntasks="$GPUS" "${GRES[@]}" \
+  --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
+  "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"
