@@ -1,1 +1,4 @@
-"""mmscalekd package."""
+"""Distillers: the MMEngine models users configure."""
+from .scalekd_distiller import ScaleKDDistiller
+
+__all__ = ['ScaleKDDistiller']

@@ -1,0 +1,1 @@
+"""Registry cases of the teacher adapters, student backbones and the distiller."""
