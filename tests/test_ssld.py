@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import os.path as osp
@@ -320,3 +321,137 @@ def test_mining_cli_with_a_tiny_mmpretrain_classifier(mining_data, tmp_path):
     # the mined list feeds UnlabeledImageFolder directly
     ds = UnlabeledImageFolder(data_root=str(pool), ann_file=str(out / 'filelist.txt'))
     assert len(ds) == len(lines)
+
+
+# ----------------------------------------------------------------------------- configs
+SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld_*.py')))
+# The brief's contract: ScaleKDDistiller(distill_stages=[], logit_loss=SymmetricKLLoss,
+# label_free=True) is plain SSLD. The distiller in progress still refuses an empty stage list
+# (TypeError); non-strict xfail until it lands, after which these tests run in full.
+NEEDS_EMPTY_STAGES = pytest.mark.xfail(
+    raises=TypeError, strict=False,
+    reason='ScaleKDDistiller does not accept distill_stages=[] yet (plain SSLD)')
+
+
+def test_ssld_config_list():
+    names = {osp.basename(p) for p in SSLD_CONFIGS}
+    assert len(names) == 6 and sum('fixres320' in n for n in names) == 2
+    assert sum('360e' in n for n in names) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', [
+    pytest.param(p, marks=() if 'fixres' in p else NEEDS_EMPTY_STAGES) for p in SSLD_CONFIGS],
+    ids=osp.basename)
+def test_ssld_configs_parse_and_build(path):
+    from mmengine import Config
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmscalekd'
+    model_cfg = cfg.model
+    torch.manual_seed(0)
+    if model_cfg.type == 'ScaleKDDistiller':
+        assert model_cfg.label_free is True and model_cfg.distill_stages == []
+        assert model_cfg.logit_loss.type == 'SymmetricKLLoss'
+        assert model_cfg.teacher.type == 'TimmTeacher'
+        import timm
+        assert model_cfg.teacher.model_name in timm.list_models(pretrained=True)
+        # Small, offline stand-in for the teacher (same adapter). NOTE: TimmTeacher currently
+        # accepts only ViT/Swin/ConvNeXt families, so the configs' ResNeXt/ResNet-D teachers are
+        # refused at build time until it gains a logits-only CNN path (see configs/ssld/README).
+        model_cfg.teacher = dict(type='TimmTeacher', model_name='convnext_atto', pretrained=False)
+        if '360e' in path:
+            assert cfg.train_cfg.max_epochs == 360
+            assert cfg.train_dataloader.dataset.type == 'LabeledUnlabeledDataset'
+        else:
+            assert cfg.load_from.endswith('360e_in1k-unlabeled/epoch_360.pth')
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    x = torch.rand(2, 3, 64, 64) * 255
+    if model_cfg.type == 'ScaleKDDistiller':
+        model.train()
+        data = model.data_preprocessor(dict(inputs=list(x.to(torch.uint8)),
+                                            data_samples=[__import__('mmpretrain').structures
+                                                          .DataSample() for _ in range(2)]), True)
+        losses = model(**data, mode='loss')
+        assert set(losses) == {'distill.loss_kd'}  # label-free: no label term
+        assert torch.isfinite(losses['distill.loss_kd'])
+    else:  # FixRes: only the FC is trainable
+        from mmengine.optim import build_optim_wrapper
+        assert 'fixres320' in path and cfg.train_dataloader.dataset.pipeline == \
+            cfg.val_dataloader.dataset.pipeline
+        model.train()  # MobileNetV3 applies frozen_stages in train(), as the Runner calls it
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        trainable = set()
+        for group in wrapper.optimizer.param_groups:
+            if group['lr'] > 0:
+                trainable |= {id(p) for p in group['params'] if p.requires_grad}
+        names = {n for n, p in model.named_parameters() if id(p) in trainable}
+        assert names in ({'head.fc.weight', 'head.fc.bias'},
+                         {'head.layers.1.fc.weight', 'head.layers.1.fc.bias'}), names
+
+
+def test_ssld_stage_lr_multipliers():
+    from mmengine import Config
+    from mmengine.optim import build_optim_wrapper
+    snippet = Config.fromfile(osp.join(REPO, 'configs', 'ssld', 'finetune_stage_lr_mult.py'))
+    assert snippet.SSLD_CLS_MULTS == [0.1, 0.1, 0.2, 0.2, 0.3]
+    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(
+        type='ResNetV1d', depth=18, base_channels=8), neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=64)))
+    for keys, mults in ((snippet.SSLD_DET_LR_MULT, [0.05, 0.05, 0.05, 0.1, 0.15]),
+                        (snippet.SSLD_CLS_LR_MULT, [0.1, 0.1, 0.2, 0.2, 0.3])):
+        wrapper = build_optim_wrapper(model, dict(
+            optimizer=dict(type='SGD', lr=1.0), paramwise_cfg=dict(custom_keys=keys)))
+        lr_of = {}
+        by_id = {id(p): n for n, p in model.named_parameters()}
+        for g in wrapper.optimizer.param_groups:
+            for p in g['params']:
+                lr_of[by_id[id(p)]] = g['lr']
+        assert lr_of['backbone.stem.0.conv.weight'] == pytest.approx(mults[0])
+        for i in range(1, 5):
+            assert lr_of[f'backbone.layer{i}.0.conv1.weight'] == pytest.approx(mults[i])
+        assert lr_of['head.fc.weight'] == 1.0
+
+
+# ----------------------------------------------------------------------------- Runner, no labels
+@pytest.mark.slow
+@NEEDS_EMPTY_STAGES
+def test_label_free_training_on_an_unlabeled_folder(tmp_path):
+    from mmengine import Config
+    from mmengine.runner import Runner
+    pool = tmp_path / 'pool'
+    for i in range(6):
+        _textured(str(pool / f'd{i % 2}' / f'{i}.png'), (40 * i, 100, 200 - 30 * i), seed=i)
+    cfg = Config(dict(
+        default_scope='mmscalekd', work_dir=str(tmp_path / 'work'),
+        model=dict(
+            type='ScaleKDDistiller',
+            student=dict(type='ImageClassifier',
+                         backbone=dict(type='ResNet', depth=18, base_channels=8),
+                         neck=dict(type='GlobalAveragePooling'),
+                         head=dict(type='LinearClsHead', num_classes=5, in_channels=64)),
+            teacher=dict(type='TimmTeacher', model_name='convnext_atto', pretrained=False,
+                         model_kwargs=dict(num_classes=5)),
+            distill_stages=[], logit_loss=dict(type='SymmetricKLLoss'), label_free=True,
+            data_preprocessor=dict(type='ClsDataPreprocessor', mean=[128.] * 3,
+                                   std=[64.] * 3, to_rgb=True)),
+        train_dataloader=dict(
+            batch_size=2, num_workers=0,
+            dataset=dict(type='UnlabeledImageFolder', data_root=str(pool), pipeline=[
+                dict(type='LoadImageFromFile'), dict(type='RandomResizedCrop', scale=32),
+                dict(type='PackInputs')]),
+            sampler=dict(type='DefaultSampler', shuffle=True)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=3),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')), randomness=dict(seed=0),
+        log_level='WARNING'))
+    runner = Runner.from_cfg(cfg)
+    before = runner.model.student.head.fc.weight.detach().clone()
+    runner.train()
+    assert not torch.equal(before, runner.model.student.head.fc.weight)
+    assert osp.isfile(tmp_path / 'work' / 'iter_3.pth')
+    logs = runner.message_hub.get_scalar('train/distill.loss_kd')
+    assert len(logs.data[0]) == 3 and np.isfinite(logs.data[0]).all()
+    assert runner.message_hub.get_scalar('train/loss') is not None
