@@ -84,22 +84,21 @@ def image_folder(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory, image_folder) -> Path:
-    """Train 4 iterations, then resume to 6 (a fresh process, so W2 safe loading)."""
-    work_dir = tmp_path_factory.mktemp('train')
+def _train_and_resume(work_dir: Path, image_folder: Path) -> None:
+    """Train 4 iterations, then resume to 6 in a fresh process (W2 safe loading)."""
     base = [PY, 'tools/train.py', str(TINY_CFG), '--work-dir', str(work_dir)]
     _run(base + ['--cfg-options', *_data_options(image_folder)])
     assert (work_dir / 'iter_2.pth').is_file() and (work_dir / 'iter_4.pth').is_file()
     assert not (work_dir / 'iter_6.pth').exists()
     _run(base + ['--resume', '--cfg-options', 'train_cfg.max_iters=6',
                  *_data_options(image_folder)])
-    return work_dir
 
 
-# ----------------------------------------------------------------- (a) train + resume
+# ----------------------------------------------------------------- (a) train + resume, (f) test
 @pytest.mark.slow
-def test_train_then_auto_resume_continues(trained: Path) -> None:
+def test_train_resume_then_test_tool(tmp_path: Path, image_folder: Path) -> None:
+    trained = tmp_path / 'train'
+    _train_and_resume(trained, image_folder)
     first, second = _scalars(trained)
     assert [r['step'] for r in first if 'loss' in r] == [1, 2, 3, 4]
     # The resumed run starts after iteration 4 instead of from scratch.
@@ -110,15 +109,9 @@ def test_train_then_auto_resume_continues(trained: Path) -> None:
     assert ckpt['meta']['iter'] == 6
     assert {'state_dict', 'optimizer', 'message_hub', 'param_schedulers'} <= set(ckpt)
 
-
-# ----------------------------------------------------------------- (f) test.py
-@pytest.mark.slow
-def test_test_tool_student_and_distiller_checkpoints_agree(trained: Path,
-                                                             tmp_path: Path,
-                                                             image_folder: Path) -> None:
-    ckpt = safe_torch_load(trained / 'iter_6.pth')
-    # A distiller-shaped checkpoint and config around the same student. tools/test.py builds
-    # only the student (the teacher type below is never built; its URL never fetched).
+    # (f) tools/test.py on the plain checkpoint (a subprocess) and on a distiller-shaped
+    # checkpoint + config around the same student (in-process, to save a start-up). Only
+    # the student is built: the teacher type below does not exist and its URL is never read.
     distiller_state = {f'student.{k}': v for k, v in ckpt['state_dict'].items()}
     distiller_state['teacher.backbone.weight'] = torch.zeros(3)
     distiller_state['connectors.s3_spatial.query'] = torch.zeros(4, 8)
@@ -133,8 +126,10 @@ def test_test_tool_student_and_distiller_checkpoints_agree(trained: Path,
     opts = ['--cfg-options', f'test_dataloader.dataset.data_root={image_folder}']
     _run([PY, 'tools/test.py', str(TINY_CFG), str(trained / 'iter_6.pth'),
           '--work-dir', str(tmp_path / 'a'), '--out', str(tmp_path / 'student.pkl'), *opts])
-    _run([PY, 'tools/test.py', str(tmp_path / 'distiller_cfg.py'), str(tmp_path / 'distill.pth'),
-          '--work-dir', str(tmp_path / 'b'), '--out', str(tmp_path / 'distill.pkl'), *opts])
+    metrics = _load_tool('tools/test.py').main(
+        [str(tmp_path / 'distiller_cfg.py'), str(tmp_path / 'distill.pth'),
+         '--work-dir', str(tmp_path / 'b'), '--out', str(tmp_path / 'distill.pkl'), *opts])
+    assert set(metrics) == {'accuracy/top1'}
     with open(tmp_path / 'student.pkl', 'rb') as f:
         plain = pickle.load(f)
     with open(tmp_path / 'distill.pkl', 'rb') as f:
@@ -152,6 +147,8 @@ def test_test_tool_student_and_distiller_checkpoints_agree(trained: Path,
     with torch.no_grad():
         score = model(x[None], mode='tensor').softmax(-1)[0]
     torch.testing.assert_close(score, plain[0]['pred_score'], atol=1e-5, rtol=1e-5)
+    correct = sum(int(p['pred_label']) == int(p['gt_label']) for p in plain)
+    assert metrics['accuracy/top1'] == pytest.approx(100 * correct / 16)
 
 
 def test_test_tool_refuses_checkpoint_of_another_model(tmp_path: Path) -> None:
@@ -351,3 +348,38 @@ def test_plot_curves_writes_png_across_resumed_runs(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     with pytest.raises(SystemExit):
         tool.main([str(tmp_path), '--keys', 'no_such_key', '--out', str(tmp_path / 'x.png')])
+
+
+# ----------------------------------------------------------------- base configs
+@pytest.mark.parametrize('name', ['datasets/imagenet_bs32_traditional.py',
+                                  'datasets/imagenet_bs64_advanced.py'])
+def test_base_dataset_pipelines_build(name: str) -> None:
+    from mmscalekd.registry import TRANSFORMS
+    cfg = Config.fromfile(str(ROOT / 'configs/_base_' / name))
+    for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
+        for step in pipeline:
+            TRANSFORMS.build(step)
+    assert cfg.test_pipeline[1].scale == 256 and cfg.test_pipeline[2].crop_size == 224
+    assert cfg.train_dataloader.batch_size == (32 if 'bs32' in name else 64)
+
+
+@pytest.mark.parametrize('name', ['traditional_sgd_step_100e', 'traditional_sgd_cos_100e',
+                                  'advanced_lamb_300e', 'advanced_adamw_300e'])
+def test_base_schedules_build(name: str) -> None:
+    from mmengine.optim import build_optim_wrapper
+
+    from mmscalekd.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(str(ROOT / 'configs/_base_/schedules' / f'{name}.py'))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    schedulers = cfg.param_scheduler
+    schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+    for sched in schedulers:
+        sched = dict(sched)
+        if sched.pop('convert_to_iter_based', False):
+            sched.update(by_epoch=False)  # the Runner converts with the epoch length
+        PARAM_SCHEDULERS.build(dict(sched, optimizer=wrapper))
+    assert cfg.train_cfg.max_epochs == (100 if '100e' in name else 300)
+    if name == 'advanced_adamw_300e':  # no decay on BN weights and biases (spec §8.2)
+        decays = sorted(g['weight_decay'] for g in wrapper.optimizer.param_groups)
+        assert decays == [0.0, 0.0, 0.0, 0.05]
