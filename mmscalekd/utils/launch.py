@@ -27,10 +27,11 @@ _REQUIRED_ENV = {
 }
 
 _HOW_TO_START = {
-    'pytorch': ('start it with `bash tools/dist_train.sh CONFIG NUM_PROCS` or '
-                '`python -m torch.distributed.run --nproc_per_node=NUM_PROCS tools/train.py '
-                'CONFIG --launcher pytorch`'),
-    'slurm': 'start it with `bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR` (srun)',
+    'pytorch': ('start it with `bash tools/dist_train.sh CONFIG NUM_PROCS` (dist_test.sh to '
+                'evaluate) or `python -m torch.distributed.run --nproc_per_node=NUM_PROCS '
+                'tools/train.py CONFIG --launcher pytorch`'),
+    'slurm': ('start it with srun, e.g. `bash tools/slurm_train.sh PARTITION JOB CONFIG '
+              'WORK_DIR` (slurm_test.sh to evaluate)'),
     'mpi': 'start it with `mpirun -np NUM_PROCS python tools/train.py CONFIG --launcher mpi`',
 }
 
