@@ -224,3 +224,67 @@ def test_full_size_swin_t_teacher_to_mobilenet_v1_at_224():
     losses = model.loss(x, samples)
     sum(losses.values()).backward()
     assert [n for n, ok in B.grads(model).items() if not ok] == []
+
+
+def _logit_only(**kwargs) -> dict:
+    cfg = resnet_distiller(**kwargs)
+    cfg['distill_stages'] = []
+    return cfg
+
+
+def test_logit_only_distillation_with_empty_stages():
+    # SSLD / plain KD: no feature stage, no connector; every trainable parameter still learns.
+    model = MODELS.build(_logit_only(
+        logit_loss=dict(type='SymmetricKLLoss', temperature=1.0, loss_weight=1.0),
+        label_free=True))
+    assert len(model.connectors) == 0
+    x, _ = B.batch(64, labels=False)
+    losses = model.loss(x, None)
+    assert set(losses) == {'distill.loss_kd'}
+    losses['distill.loss_kd'].backward()
+    assert [n for n, ok in B.grads(model).items() if not ok] == []
+
+
+def test_nothing_to_distil_is_refused():
+    with pytest.raises(ValueError, match='Nothing to distil'):
+        MODELS.build(_logit_only(logit_loss=None))
+
+
+def test_partial_labels_average_the_label_term_over_labeled_samples():
+    model = MODELS.build(resnet_distiller(partial_labels=True, label_loss_weight=1.0))
+    model.eval()  # deterministic BN: compare the same logits
+    x, samples = B.batch(64, b=4)
+    for i in (1, 3):
+        del samples[i].gt_label
+    with torch.no_grad():
+        logits = model.student(x, mode='tensor')
+        mixed = model.loss(x, samples)['student.loss']
+    expected = torch.nn.functional.cross_entropy(
+        logits[[0, 2]], torch.tensor([int(samples[0].gt_label), int(samples[2].gt_label)]))
+    torch.testing.assert_close(mixed, expected)
+
+
+def test_partial_labels_batch_without_labels_keeps_every_gradient():
+    model = MODELS.build(resnet_distiller(partial_labels=True))
+    x, samples = B.batch(64, labels=False)
+    losses = model.loss(x, samples)
+    assert losses['student.loss'].item() == 0.0
+    sum(losses.values()).backward()
+    assert [n for n, ok in B.grads(model).items() if not ok] == []
+
+
+def test_mixed_batch_without_partial_labels_names_both_options():
+    model = MODELS.build(resnet_distiller())
+    x, samples = B.batch(64, b=3)
+    del samples[1].gt_label
+    with pytest.raises(ValueError, match=r'1 of 3 samples.*label_free=True.*partial_labels=True'):
+        model.loss(x, samples)
+
+
+@pytest.mark.parametrize('changes,match', [
+    (dict(label_free=True, partial_labels=True), 'set only one of them'),
+    (dict(partial_labels='yes'), 'partial_labels must be a bool'),
+])
+def test_label_flags_are_validated(changes, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        MODELS.build(resnet_distiller(**changes))

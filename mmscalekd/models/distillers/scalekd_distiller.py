@@ -70,6 +70,11 @@ class ScaleKDDistiller(BaseModel):
             ``1 - alpha_kd``). Defaults to 0.5.
         label_free (bool): No label term at all; ground-truth labels are never
             read (SSLD-style unlabeled data). Defaults to False.
+        partial_labels (bool): Batches may mix labeled and unlabeled samples
+            (``LabeledUnlabeledDataset`` with ``MixedLabelClsDataPreprocessor``): the
+            label term is the head loss averaged over the labeled samples only, and
+            the distillation terms use every sample. Defaults to False (every
+            sample must carry ``gt_label``).
         teacher_train_mode (bool): Let ``train()`` put the teacher in train mode,
             reproducing the official code (spec §9.1). Defaults to False.
         input_size (int | Sequence[int], optional): The student's training
@@ -86,10 +91,11 @@ class ScaleKDDistiller(BaseModel):
     def __init__(self,
                  student: Union[dict, nn.Module],
                  teacher: Union[dict, BaseTeacher],
-                 distill_stages: Sequence[dict],
+                 distill_stages: Sequence[dict] = (),
                  logit_loss: Optional[dict] = None,
                  label_loss_weight: float = 0.5,
                  label_free: bool = False,
+                 partial_labels: bool = False,
                  teacher_train_mode: bool = False,
                  input_size: Optional[Union[int, Sequence[int]]] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -103,7 +109,15 @@ class ScaleKDDistiller(BaseModel):
         if label_loss_weight < 0:
             raise ValueError(f'label_loss_weight must be >= 0, got {label_loss_weight!r}')
         self.label_loss_weight = float(label_loss_weight)
-        self.label_free = bool(label_free)
+        for flag_name, flag in (('label_free', label_free), ('partial_labels', partial_labels),
+                                ('teacher_train_mode', teacher_train_mode)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{flag_name} must be a bool, got {flag!r}')
+        if label_free and partial_labels:
+            raise ValueError('label_free=True never reads labels, so partial_labels=True has no '
+                             'meaning; set only one of them.')
+        self.label_free = label_free
+        self.partial_labels = partial_labels
         self.teacher_train_mode = bool(teacher_train_mode)
 
         self.student = MODELS.build(student) if isinstance(student, dict) else student
@@ -130,6 +144,10 @@ class ScaleKDDistiller(BaseModel):
         self.input_size = (_hw(input_size) if input_size is not None
                            else tuple(self.teacher.input_size))
         self.stages = self._parse_stages(distill_stages)
+        if not self.stages and self.logit_loss is None:
+            raise ValueError('Nothing to distil: distill_stages is empty and logit_loss is None. '
+                             "Give feature stages, a logit loss (e.g. dict(type='SoftTargetKDLoss') "
+                             "or dict(type='SymmetricKLLoss') for SSLD), or both.")
         self.connectors = nn.ModuleDict()
         self.distill_losses = nn.ModuleDict()
         self._build_stage_modules()
@@ -153,8 +171,9 @@ class ScaleKDDistiller(BaseModel):
         return teacher
 
     def _parse_stages(self, stages: Sequence[dict]) -> List[dict]:
-        if not isinstance(stages, Sequence) or isinstance(stages, (str, dict)) or not stages:
-            raise TypeError(f'distill_stages must be a non-empty list of dicts, got {stages!r}')
+        if not isinstance(stages, Sequence) or isinstance(stages, (str, dict)):
+            raise TypeError(f'distill_stages must be a list of dicts (may be empty for logit-only '
+                            f'distillation), got {stages!r}')
         parsed: List[dict] = []
         names: Dict[str, dict] = {}
         for cfg in stages:
@@ -301,13 +320,44 @@ class ScaleKDDistiller(BaseModel):
         return self.student.extract_feat(inputs, **kwargs)
 
     # ------------------------------------------------------------------ loss
-    def _check_labels(self, data_samples: Optional[list]) -> None:
-        ok = data_samples is not None and len(data_samples) > 0 and all(
-            'gt_label' in ds for ds in data_samples)
-        if not ok:
-            raise ValueError('ScaleKDDistiller: the batch has no ground-truth labels '
-                             '(data_samples without gt_label); for unlabeled data set '
-                             'label_free=True.')
+    def _labeled_indices(self, data_samples: Optional[list]) -> List[int]:
+        """Indices of the samples that carry ``gt_label``; raises where labels are required."""
+        if data_samples is None or len(data_samples) == 0:
+            labeled: List[int] = []
+            total = 0
+        else:
+            labeled = [i for i, ds in enumerate(data_samples) if 'gt_label' in ds]
+            total = len(data_samples)
+        if len(labeled) == total and total > 0:
+            return labeled
+        if self.partial_labels:
+            return labeled
+        raise ValueError(
+            f'ScaleKDDistiller: {total - len(labeled)} of {total} samples in the batch have no '
+            'ground-truth label (data_samples without gt_label). For unlabeled data set '
+            'label_free=True (no label term at all); for labeled + unlabeled data set '
+            'partial_labels=True (label term on the labeled samples only).')
+
+    def _label_losses(self, logits: Tensor, data_samples: Optional[list]) -> Dict[str, Tensor]:
+        """The student head's own loss, on the labeled samples, times ``label_loss_weight``.
+
+        With ``partial_labels`` the head loss is averaged over the labeled samples of the
+        batch; a batch without any keeps a zero term in the graph so that every parameter
+        still receives a gradient (DDP without ``find_unused_parameters``).
+        """
+        labeled = self._labeled_indices(data_samples)
+        if not labeled:
+            return {'student.loss': logits.sum() * 0.0}
+        if len(labeled) < len(data_samples):
+            index = torch.as_tensor(labeled, device=logits.device)
+            logits = logits.index_select(0, index)
+            data_samples = [data_samples[i] for i in labeled]
+        losses = {}
+        for key, value in self.student.head._get_loss(logits, data_samples).items():
+            if 'loss' in key:
+                value = value * self.label_loss_weight
+            losses[f'student.{key}'] = value
+        return losses
 
     def loss(self, inputs: Tensor, data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """Compute every loss term of one step.
@@ -322,7 +372,7 @@ class ScaleKDDistiller(BaseModel):
             ``distill.loss_<stage>_<view>``.
         """
         if not self.label_free:
-            self._check_labels(data_samples)
+            self._labeled_indices(data_samples)  # fail before any compute
         student = self.student
         feats = student.extract_feat(inputs, stage='backbone')
         if isinstance(feats, Tensor):
@@ -332,10 +382,7 @@ class ScaleKDDistiller(BaseModel):
 
         losses: Dict[str, Tensor] = {}
         if not self.label_free:
-            for key, value in student.head._get_loss(logits, data_samples).items():
-                if 'loss' in key:
-                    value = value * self.label_loss_weight
-                losses[f'student.{key}'] = value
+            losses.update(self._label_losses(logits, data_samples))
 
         with torch.no_grad():
             targets = self.teacher.forward_targets(inputs)
