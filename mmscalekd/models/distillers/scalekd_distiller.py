@@ -146,8 +146,9 @@ class ScaleKDDistiller(BaseModel):
         self.stages = self._parse_stages(distill_stages)
         if not self.stages and self.logit_loss is None:
             raise ValueError('Nothing to distil: distill_stages is empty and logit_loss is None. '
-                             "Give feature stages, a logit loss (e.g. dict(type='SoftTargetKDLoss') "
-                             "or dict(type='SymmetricKLLoss') for SSLD), or both.")
+                             'Give feature stages, a logit loss (e.g. '
+                             "dict(type='SoftTargetKDLoss'), or dict(type='SymmetricKLLoss') "
+                             'for SSLD), or both.')
         self.connectors = nn.ModuleDict()
         self.distill_losses = nn.ModuleDict()
         self._build_stage_modules()
