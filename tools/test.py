@@ -66,17 +66,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def student_model_cfg(model_cfg: ConfigDict) -> ConfigDict:
+def student_model_cfg(model_cfg: ConfigDict,
+                      default_preprocessor: Optional[dict] = None) -> ConfigDict:
     """The model to evaluate: the student of a distiller config, else the model itself.
 
     The distiller's data preprocessor (the one its ``test_step`` applies before
-    delegating to the student) replaces the student's own.
+    delegating to the student) replaces the student's own: the distiller's
+    ``data_preprocessor`` entry, else the config's top-level ``data_preprocessor``
+    (which the Runner would have given the distiller).
     """
     if not ('student' in model_cfg and 'teacher' in model_cfg):
         return model_cfg
     student = ConfigDict(model_cfg['student'])
-    if model_cfg.get('data_preprocessor') is not None:
-        student['data_preprocessor'] = model_cfg['data_preprocessor']
+    preprocessor = model_cfg.get('data_preprocessor') or default_preprocessor
+    if preprocessor is not None:
+        student['data_preprocessor'] = preprocessor
     # Weights come from the checkpoint; never fetch the student's pretrained init.
     student.pop('init_cfg', None)
     return student
@@ -134,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.model = student_model_cfg(cfg.model)
+    cfg.model = student_model_cfg(cfg.model, cfg.get('data_preprocessor'))
     cfg.load_from = None  # loaded below, with the student prefix handled
     cfg.resume = False
     cfg = adapt_cfg_to_device(cfg)
