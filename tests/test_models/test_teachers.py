@@ -167,8 +167,11 @@ def test_checkpoint_round_trip_missing_and_mismatch(tmp_path):
 def test_bad_teacher_configs():
     with pytest.raises(ValueError, match='unknown timm model.*VisionTransformer'):
         MODELS.build(dict(type='TimmTeacher', model_name='not_a_model_xyz'))
-    with pytest.raises(ValueError, match='ResNet.*supported families'):
-        MODELS.build(dict(type='TimmTeacher', model_name='resnet18'))
+    with pytest.raises(ValueError, match=r'SwinTransformerV2 whose forward_features gives '
+                                         r'\(1, 2, 2, 32\).*not a \(B, num_features=32, H, W\)'):
+        MODELS.build(dict(type='TimmTeacher', model_name='swinv2_tiny_window8_256',  # NHWC
+                          model_kwargs=dict(img_size=64, window_size=2, embed_dim=4,
+                                            depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))))
     with pytest.raises(TypeError, match='SwinTransformer backbone'):
         MODELS.build(dict(type='MMPretrainSwinTeacher', model=CONVNEXT['model']))
     with pytest.raises(ValueError, match='pass input_size'):
@@ -177,3 +180,80 @@ def test_bad_teacher_configs():
         MODELS.build(dict(VIT, tpp_blocks=9))
     with pytest.raises(ValueError, match='mean and std'):
         MODELS.build(B.swin_teacher(mean=[1.0, 2.0, 3.0]))
+
+
+# ----------------------------------------------------------------------------- timm CNNs
+TIMM_RESNET = dict(type='TimmTeacher', model_name='resnet18',
+                   model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=10))
+
+
+@pytest.mark.parametrize('size,final_hw', [
+    ((64, 64), (2, 2)),
+    # worked out by hand: 48 -> 24 (conv1 s2) -> 12 (maxpool) -> 12 -> 6 -> 3 -> 2;
+    # 80 -> 40 -> 20 -> 20 -> 10 -> 5 -> 3 (stride-2 3x3 convs with padding 1 round up)
+    ((48, 80), (2, 3)),
+])
+def test_timm_cnn_teacher_gives_logits_and_final_map(size, final_hw):
+    teacher = MODELS.build(dict(TIMM_RESNET, input_size=size))
+    assert teacher.family == 'cnn' and teacher.supports_tpp is False
+    assert (teacher.final_dims, teacher.final_hw) == (64, final_hw)
+    assert teacher.tpp_dims is None and teacher.tpp_hw is None
+    # mean/std from timm's pretrained_cfg (ImageNet), in 0-255 units
+    torch.testing.assert_close(teacher.teacher_mean.flatten(),
+                               torch.tensor([123.675, 116.28, 103.53]))
+    teacher.train()
+    assert not any(m.training for m in teacher.modules())
+    assert not any(p.requires_grad for p in teacher.parameters())
+    x = torch.randn(2, 3, *size)
+    out = teacher.forward_targets(x)
+    assert tuple(out.feature.shape) == (2, 64, *final_hw)
+    assert tuple(out.logits.shape) == (2, B.NUM_CLASSES)
+    with torch.no_grad():  # the target is forward_features, the logits the full model
+        torch.testing.assert_close(out.feature, teacher.model.forward_features(x))
+        torch.testing.assert_close(out.logits, teacher.model(x))
+    # another input size is resized to the teacher's
+    assert tuple(teacher.forward_targets(torch.randn(2, 3, 32, 32)).feature.shape) == (
+        2, 64, *final_hw)
+    with pytest.raises(NotImplementedError, match=r"TimmTeacher\('resnet18'\).*logits-only.*"
+                                                  r'tpp=True or query_from'):
+        teacher.forward_last_stage(torch.randn(2, 4, 32))
+
+
+def test_timm_resnext_and_resnet_d_teachers_build_small():
+    """The SSLD teachers' timm names, shrunk through model_kwargs (pretrained=False)."""
+    small = dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8, num_classes=10)
+    resnext = MODELS.build(dict(type='TimmTeacher', input_size=32, model_kwargs=small,
+                                model_name='resnext101_32x16d.fb_wsl_ig1b_ft_in1k'))
+    resnet_d = MODELS.build(dict(type='TimmTeacher', input_size=32, model_kwargs=small,
+                                 model_name='resnet50d.ra4_e3600_r224_in1k'))
+    for teacher in (resnext, resnet_d):  # Bottleneck: 4 x 64 channels; 32 / 32 = 1
+        assert (teacher.family, teacher.final_dims, teacher.final_hw) == ('cnn', 256, (1, 1))
+        out = teacher.forward_targets(torch.randn(2, 3, 32, 32))
+        assert tuple(out.logits.shape) == (2, 10) and torch.isfinite(out.logits).all()
+    assert resnext.model.layer1[0].conv2.groups == 32  # cardinality kept from the name
+    # resnet50d's own normalisation (0.5, 0.5) from its pretrained_cfg, in 0-255 units
+    torch.testing.assert_close(resnet_d.teacher_std.flatten(), torch.full((3, ), 127.5))
+
+
+def test_distiller_refuses_tpp_with_a_logits_only_teacher():
+    student = B.classifier(dict(type='MobileNetV1', widen_factor=0.25, out_indices=(2, 3)), 256)
+    teacher = dict(TIMM_RESNET, input_size=64)
+    tpp_stages = B.stages((128, (4, 4)), (256, (2, 2)), (64, (4, 4)), (64, (2, 2)))
+    with pytest.raises(ValueError, match=r"stage 's3'.*TimmTeacher\('resnet18'\) does not "
+                                         'support'):
+        MODELS.build(B.distiller(student, teacher, tpp_stages))
+    # a stage on the final map with learnable queries is fine, and so is logits only
+    final_stage = dict(name='s4', student_index=1,
+                       connector=dict(type='CrossAttentionProjector', in_channels=256,
+                                      embed_dims=64, student_hw=(2, 2), query_hw=(2, 2),
+                                      num_heads=2),
+                       loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06)))
+    model = MODELS.build(B.distiller(student, teacher, [final_stage]))
+    x, samples = B.batch(64)
+    losses = model.loss(x, samples)
+    assert set(losses) == {'student.loss', 'distill.loss_kd', 'distill.loss_s4_spatial',
+                           'distill.loss_s4_freq'}
+    sum(losses.values()).backward()
+    assert all(B.grads(model).values())
+    logit_only = MODELS.build(B.distiller(student, teacher, []))
+    assert set(logit_only.loss(x, samples)) == {'student.loss', 'distill.loss_kd'}

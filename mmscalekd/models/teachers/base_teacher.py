@@ -103,8 +103,13 @@ class BaseTeacher(BaseModule):
         tpp_dims (int): Channels of the token space that enters the last stage.
         tpp_hw (Tuple[int, int]): Grid of that token space.
         input_size (Tuple[int, int]): Resolution the teacher runs at.
+        supports_tpp (bool): Whether :meth:`forward_last_stage` exists (Teacher
+            Parameter Perception). False for logits-only teachers (e.g. timm CNNs),
+            whose ``tpp_dims``/``tpp_hw`` are None; the distiller then refuses
+            stages with ``tpp=True`` or ``query_from`` at build time.
     """
 
+    supports_tpp: bool = True
     final_dims: int
     final_hw: Tuple[int, int]
     tpp_dims: int

@@ -1,4 +1,4 @@
-"""Teacher adapter for timm ViT, Swin and ConvNeXt models, built by name.
+"""Teacher adapter for timm ViT, Swin, ConvNeXt and (logits-only) CNN models, built by name.
 
 Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIPS 2024
 (https://arxiv.org/abs/2411.06786).
@@ -16,7 +16,9 @@ from mmscalekd.registry import MODELS
 from .base_teacher import BaseTeacher, tokens_to_map
 
 SUPPORTED_FAMILIES = ('VisionTransformer (vit_*, deit_*)', 'SwinTransformer (swin_*)',
-                      'ConvNeXt (convnext_*)')
+                      'ConvNeXt (convnext_*)',
+                      'CNNs whose forward_features gives a (B, C, H, W) map, e.g. ResNet / '
+                      'ResNeXt / ResNet-D (resnet*, resnext*; logits-only: no TPP)')
 
 
 def _families() -> dict:
@@ -33,7 +35,7 @@ def _conv_out(size: int, conv: nn.Conv2d, dim: int) -> int:
 
 @MODELS.register_module()
 class TimmTeacher(BaseTeacher):
-    """Frozen timm classifier (ViT, Swin or ConvNeXt) created by name.
+    """Frozen timm classifier (ViT, Swin, ConvNeXt or a CNN) created by name.
 
     * **ViT** (``timm.models.vision_transformer.VisionTransformer``): target = the
       patch tokens of ``forward_features`` (after the final norm) as
@@ -47,6 +49,16 @@ class TimmTeacher(BaseTeacher):
     * **ConvNeXt**: target = the stage-4 map after the head's LayerNorm (applied
       per location; or ``norm_pre`` for ``head_norm_first`` models); TPP =
       ``stages[-1]`` (downsample + blocks) -> that norm.
+    * **CNN** (any other timm model with ``forward_features``/``forward_head``
+      whose ``forward_features`` returns a ``(B, num_features, H, W)`` map, e.g.
+      ``resnext101_32x16d.fb_wsl_ig1b_ft_in1k`` or ``resnet50d.*``, the SSLD
+      teachers): target = that map; logits = ``forward_head``. Logits-only
+      family: it has no TPP (``supports_tpp`` is False, ``tpp_dims``/``tpp_hw``
+      are None and :meth:`forward_last_stage` raises ``NotImplementedError``), so
+      it serves logit distillation (``distill_stages=[]``) and feature stages on
+      the final map without ``tpp``/``query_from``. The layout is checked at build
+      time by one forward of a ``(1, 3, *input_size)`` zero batch in eval mode;
+      that forward also gives ``final_dims``/``final_hw``.
 
     ``mean``/``std`` default to the model's ``pretrained_cfg`` scaled to 0-255,
     the units of mmpretrain's data preprocessor.
@@ -64,8 +76,8 @@ class TimmTeacher(BaseTeacher):
         mean (Sequence[float], optional): See :class:`BaseTeacher`.
         std (Sequence[float], optional): See :class:`BaseTeacher`.
         input_size (int | Sequence[int], optional): Must equal the model's
-            ``img_size`` for ViT/Swin (set it through ``model_kwargs``); required
-            freedom only for ConvNeXt. Defaults to the model's size.
+            ``img_size`` for ViT/Swin (set it through ``model_kwargs``); free for
+            ConvNeXt and CNNs. Defaults to the model's size.
         **kwargs: ``train_mode``, ``init_cfg`` (see :class:`BaseTeacher`).
     """
 
@@ -89,11 +101,15 @@ class TimmTeacher(BaseTeacher):
                              f'families: {", ".join(SUPPORTED_FAMILIES)}.')
         model = timm.create_model(model_name, pretrained=pretrained, **(model_kwargs or {}))
         family = next((name for name, cls in _families().items() if isinstance(model, cls)), None)
+        if family is None and all(callable(getattr(model, f, None))
+                                  for f in ('forward_features', 'forward_head')):
+            family = 'cnn'  # its (B, C, H, W) layout is verified in _resolve_shapes
         if family is None:
             raise ValueError(f'TimmTeacher: {model_name!r} is a {type(model).__name__}; '
                              f'supported families: {", ".join(SUPPORTED_FAMILIES)}.')
         self.family = family
         self.model_name = model_name
+        self.supports_tpp = family != 'cnn'
         self.tpp_blocks = tpp_blocks
         if mean is None and std is None:
             cfg = getattr(model, 'pretrained_cfg', None) or {}
@@ -128,7 +144,9 @@ class TimmTeacher(BaseTeacher):
                     f'TimmTeacher: input_size {self.input_size} differs from the size '
                     f'{own} that {self.model_name!r} was built for; pass '
                     "model_kwargs=dict(img_size=...) instead.")
-        if self.family == 'vit':
+        if self.family == 'cnn':
+            self._resolve_cnn_shapes()
+        elif self.family == 'vit':
             p = m.patch_embed.patch_size
             hw = (self.input_size[0] // p[0], self.input_size[1] // p[1])
             self.tpp_hw = self.final_hw = hw
@@ -156,6 +174,41 @@ class TimmTeacher(BaseTeacher):
             self.tpp_dims = int(m.stages[-2].blocks[-1].conv_dw.out_channels)
             self.final_dims = int(m.num_features)
 
+    @torch.no_grad()
+    def _resolve_cnn_shapes(self) -> None:
+        """Dry-run the CNN once to check its layout and read the target map's shape."""
+        m = self.model
+        was_training = m.training
+        m.eval()
+        try:
+            param = next(m.parameters(), None)
+            x = torch.zeros(1, 3, *self.input_size,
+                            device=param.device if param is not None else None,
+                            dtype=param.dtype if param is not None else None)
+            feats = m.forward_features(x)
+            logits = m.forward_head(feats) if isinstance(feats, Tensor) else None
+        finally:
+            m.train(was_training)
+        num_features = getattr(m, 'num_features', None)
+        if (not isinstance(feats, Tensor) or feats.dim() != 4
+                or (num_features is not None and feats.shape[1] != num_features)):
+            shape = tuple(feats.shape) if isinstance(feats, Tensor) else type(feats).__name__
+            raise ValueError(
+                f'TimmTeacher: {self.model_name!r} is a {type(m).__name__} whose '
+                f'forward_features gives {shape} at input size {self.input_size}, not a '
+                f'(B, num_features={num_features}, H, W) map; supported families: '
+                f'{", ".join(SUPPORTED_FAMILIES)}.')
+        if not isinstance(logits, Tensor) or logits.dim() != 2:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else None
+            raise ValueError(f'TimmTeacher: forward_head of {self.model_name!r} gives {shape}, '
+                             'not (B, num_classes) logits; was the classifier removed '
+                             '(num_classes=0)?')
+        self.final_dims = int(feats.shape[1])
+        self.final_hw = (int(feats.shape[2]), int(feats.shape[3]))
+        # Logits-only family: no token space enters a "last stage" (no TPP).
+        self.tpp_dims = None
+        self.tpp_hw = None
+
     # ------------------------------------------------------------------ forward
     def _convnext_norm(self, x: Tensor) -> Tensor:
         m = self.model
@@ -165,6 +218,9 @@ class TimmTeacher(BaseTeacher):
 
     def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         m = self.model
+        if self.family == 'cnn':
+            feature = m.forward_features(x)  # (B, C, H, W)
+            return feature, m.forward_head(feature)
         if self.family == 'vit':
             feats = m.forward_features(x)
             feature = tokens_to_map(feats[:, m.num_prefix_tokens:], self.final_hw)
@@ -194,7 +250,17 @@ class TimmTeacher(BaseTeacher):
 
         Returns:
             Tensor: ``(B, final_dims, *final_hw)``.
+
+        Raises:
+            NotImplementedError: For a logits-only CNN teacher (``supports_tpp`` False).
         """
+        if self.family == 'cnn':
+            raise NotImplementedError(
+                f'TimmTeacher({self.model_name!r}) is a logits-only CNN teacher '
+                f'({type(self.model).__name__}): it has no last stage on tokens, so Teacher '
+                'Parameter Perception (a distill stage with tpp=True or query_from) is '
+                'unsupported. Use distill_stages=[] (logit distillation) or stages on the '
+                'final map with learnable queries.')
         self._check_tokens(tokens)
         m = self.model
         B = tokens.shape[0]
