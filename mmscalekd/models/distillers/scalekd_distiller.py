@@ -17,6 +17,7 @@ from torch import Tensor
 from mmscalekd.registry import MODELS
 
 from ..teachers import BaseTeacher
+from ..teachers.base_teacher import TeacherTargets
 
 _VIEWS = ('spatial', 'freq')
 _STAGE_KEYS = {'name', 'student_index', 'tpp', 'query_from', 'connector', 'loss'}
@@ -80,6 +81,15 @@ class ScaleKDDistiller(BaseModel):
         input_size (int | Sequence[int], optional): The student's training
             resolution, used to dry-run the student for build-time checks.
             Defaults to the teacher's input size.
+        batch_tpp_views (bool): Run both views' TPP passes through the teacher's
+            last stage as one call on the views concatenated along the batch (same
+            result; fewer, larger matmuls). Not applied while the teacher is in
+            train mode (stochastic depth would draw differently). Defaults to True
+            (faster on CPU, see ``docs/benchmark.md``).
+        inference_mode_targets (bool): Compute the teacher targets under
+            ``torch.inference_mode`` instead of ``torch.no_grad`` (same values, less
+            bookkeeping); the targets are cloned into normal tensors so that any
+            loss may save them for backward. Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ClsDataPreprocessor`` with its defaults.
         init_cfg (dict, optional): Defaults to None.
@@ -98,6 +108,8 @@ class ScaleKDDistiller(BaseModel):
                  partial_labels: bool = False,
                  teacher_train_mode: bool = False,
                  input_size: Optional[Union[int, Sequence[int]]] = None,
+                 batch_tpp_views: bool = True,
+                 inference_mode_targets: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -110,7 +122,9 @@ class ScaleKDDistiller(BaseModel):
             raise ValueError(f'label_loss_weight must be >= 0, got {label_loss_weight!r}')
         self.label_loss_weight = float(label_loss_weight)
         for flag_name, flag in (('label_free', label_free), ('partial_labels', partial_labels),
-                                ('teacher_train_mode', teacher_train_mode)):
+                                ('teacher_train_mode', teacher_train_mode),
+                                ('batch_tpp_views', batch_tpp_views),
+                                ('inference_mode_targets', inference_mode_targets)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{flag_name} must be a bool, got {flag!r}')
         if label_free and partial_labels:
@@ -118,6 +132,8 @@ class ScaleKDDistiller(BaseModel):
                              'meaning; set only one of them.')
         self.label_free = label_free
         self.partial_labels = partial_labels
+        self.batch_tpp_views = batch_tpp_views
+        self.inference_mode_targets = inference_mode_targets
         self.teacher_train_mode = bool(teacher_train_mode)
 
         self.student = MODELS.build(student) if isinstance(student, dict) else student
@@ -226,8 +242,11 @@ class ScaleKDDistiller(BaseModel):
         self.student.eval()
         try:
             device = next(self.student.parameters()).device
-            feats = self.student.extract_feat(torch.zeros(1, 3, *self.input_size, device=device),
-                                              stage='backbone')
+            first_conv = next((m for m in self.student.backbone.modules()
+                               if isinstance(m, nn.Conv2d)), None)
+            channels = first_conv.in_channels if first_conv is not None else 3
+            feats = self.student.extract_feat(
+                torch.zeros(1, channels, *self.input_size, device=device), stage='backbone')
         finally:
             self.student.train(was_training)
         if isinstance(feats, Tensor):
@@ -371,6 +390,39 @@ class ScaleKDDistiller(BaseModel):
             losses[f'student.{key}'] = value
         return losses
 
+    def _teacher_targets(self, inputs: Tensor) -> TeacherTargets:
+        """Teacher target map (and logits only if a logit loss uses them), without a graph.
+
+        Under ``inference_mode_targets`` the pass runs in ``torch.inference_mode``. Inference
+        tensors may not be saved for backward, and a loss such as ``mse_loss`` saves its target,
+        so the (small) outputs are cloned into normal tensors outside inference mode. Autocast,
+        when the caller enabled it (AMP), applies inside either context.
+        """
+        with_logits = self.logit_loss is not None
+        if not self.inference_mode_targets:
+            with torch.no_grad():
+                return self.teacher.forward_targets(inputs, with_logits=with_logits)
+        with torch.inference_mode():
+            targets = self.teacher.forward_targets(inputs, with_logits=with_logits)
+        return TeacherTargets(
+            feature=targets.feature.clone(),
+            logits=targets.logits.clone() if targets.logits is not None else None)
+
+    def _tpp_views(self, stage: dict, x: Tensor) -> Dict[str, Tensor]:
+        """TPP outputs ``{view: (B, final_dims, *final_hw)}`` of one ``tpp`` stage.
+
+        With ``batch_tpp_views`` the views' connector outputs go through the teacher's last
+        stage as one ``(V*B, N, C)`` batch and are split back: every op of an eval-mode teacher
+        is per sample, so the values equal the per-view calls up to float rounding. A teacher in
+        train mode keeps one call per view (stochastic depth draws per call).
+        """
+        name, views = stage['name'], stage['views']
+        tokens = [self.connectors[f'{name}_{view}'](x) for view in views]
+        if self.batch_tpp_views and len(views) > 1 and not self.teacher.training:
+            z = self.teacher.forward_last_stage(torch.cat(tokens, dim=0))
+            return dict(zip(views, z.split(x.shape[0], dim=0)))
+        return {view: self.teacher.forward_last_stage(t) for view, t in zip(views, tokens)}
+
     def loss(self, inputs: Tensor, data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """Compute every loss term of one step.
 
@@ -396,8 +448,7 @@ class ScaleKDDistiller(BaseModel):
         if not self.label_free:
             losses.update(self._label_losses(logits, data_samples))
 
-        with torch.no_grad():
-            targets = self.teacher.forward_targets(inputs)
+        targets = self._teacher_targets(inputs)
         target = targets.feature
 
         queries: Dict[Tuple[str, str], Tensor] = {}
@@ -405,13 +456,12 @@ class ScaleKDDistiller(BaseModel):
             name = stage['name']
             x = feats[stage['student_index']]
             preds: Dict[str, Tensor] = {}
-            for view in stage['views']:
+            if stage['tpp']:
+                preds = self._tpp_views(stage, x)
+                queries.update({(name, view): z for view, z in preds.items()})
+            for view in () if stage['tpp'] else stage['views']:
                 conn = self.connectors[f'{name}_{view}']
-                if stage['tpp']:
-                    z = self.teacher.forward_last_stage(conn(x))
-                    queries[(name, view)] = z
-                    preds[view] = z
-                elif stage['query_from'] is not None:
+                if stage['query_from'] is not None:
                     q = queries[(stage['query_from'], view)]
                     preds[view] = conn(x, query=q.flatten(2).transpose(1, 2))
                 else:
