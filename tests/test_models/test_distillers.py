@@ -72,10 +72,12 @@ def test_s4_queries_come_from_tpp_outputs_undetached():
     loss = model.loss(x, samples)['distill.loss_s4_spatial']
     loss.backward()
     # Only the s4 spatial loss: the s3 spatial connector gets gradient through the s4
-    # queries (view by view); the frequency-view connectors get none.
+    # queries (view by view); the frequency-view connectors get none (an all-zero gradient
+    # when batch_tpp_views runs both s3 views as one teacher call and splits the result).
     assert model.connectors['s3_spatial'].query.grad is not None
     assert model.connectors['s3_spatial'].q.weight.grad.abs().sum() > 0
-    assert model.connectors['s3_freq'].query.grad is None
+    freq_grad = model.connectors['s3_freq'].query.grad
+    assert freq_grad is None or not freq_grad.any()
     assert model.connectors['s4_freq'].q.weight.grad is None
 
 

@@ -203,8 +203,19 @@ class CrossAttentionProjector(BaseModule):
         """
         x = self._student_map(x)
         b = x.shape[0]
-        tokens = (self.stem(x) + self.pos_embed).flatten(2).transpose(1, 2)  # (B, N_s, C_s)
-        q_in = self.query_proj(self._query_map(query, b)).flatten(2).transpose(1, 2)
+        query_map = self._query_map(query, b)
+        if not torch.is_autocast_enabled(x.device.type):
+            # Outside autocast every input must match the weights' dtype: the student map and
+            # the (TPP) queries may come from an fp16/bf16 region while the connector runs in
+            # fp32, or the other way round (the fp16 "query vs student tokens" mismatch).
+            # Under autocast the ops cast for themselves.
+            dtype = self.stem[0].weight.dtype
+            x, query_map = x.to(dtype), query_map.to(dtype)
+        stem = self.stem(x)
+        # pos_embed follows the stem's dtype (a no-op in fp32) so that the tokens stay in the
+        # autocast dtype instead of being promoted to fp32 by the addition.
+        tokens = (stem + self.pos_embed.to(stem.dtype)).flatten(2).transpose(1, 2)  # (B,N_s,C_s)
+        q_in = self.query_proj(query_map).flatten(2).transpose(1, 2)
 
         heads, d_h = self.num_heads, self.head_dims
         q = self.q(q_in).reshape(b, -1, heads, d_h).transpose(1, 2)  # (B, h, N_q, d_h)

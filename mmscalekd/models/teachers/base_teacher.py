@@ -29,11 +29,12 @@ class TeacherTargets:
 
     Attributes:
         feature (Tensor): Target map of the teacher's last stage, ``(B, C, H, W)``.
-        logits (Tensor): Class logits, ``(B, K)``.
+        logits (Tensor | None): Class logits, ``(B, K)``; None when they were not asked for
+            (``forward_targets(x, with_logits=False)``).
     """
 
     feature: Tensor
-    logits: Tensor
+    logits: Optional[Tensor]
 
 
 def _to_hw(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -267,20 +268,24 @@ class BaseTeacher(BaseModule):
                               antialias=True)
         return x
 
-    def forward_targets(self, x: Tensor) -> TeacherTargets:
+    def forward_targets(self, x: Tensor, with_logits: bool = True) -> TeacherTargets:
         """Target map and logits for a student batch (no ``no_grad`` inside).
 
         Args:
             x (Tensor): Student-normalised images, ``(B, 3, H, W)``.
+            with_logits (bool): Also run the classifier's neck + head. The distiller passes
+                False when no logit loss exists, so the teacher computes nothing unused.
+                Defaults to True.
 
         Returns:
             TeacherTargets: ``feature`` ``(B, final_dims, *final_hw)`` and ``logits``
-            ``(B, K)``.
+            ``(B, K)`` (None when ``with_logits=False``).
         """
-        feature, logits = self._forward_targets(self.prepare_inputs(x))
+        feature, logits = self._forward_targets(self.prepare_inputs(x), with_logits)
         return TeacherTargets(feature=feature, logits=logits)
 
-    def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def _forward_targets(self, x: Tensor,
+                         with_logits: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         raise NotImplementedError
 
     def forward_last_stage(self, tokens: Tensor) -> Tensor:
@@ -297,9 +302,9 @@ class BaseTeacher(BaseModule):
         """
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> TeacherTargets:
+    def forward(self, x: Tensor, with_logits: bool = True) -> TeacherTargets:
         """Alias of :meth:`forward_targets`."""
-        return self.forward_targets(x)
+        return self.forward_targets(x, with_logits)
 
     # ----------------------------------------------------------------- helpers
     def _check_tokens(self, tokens: Tensor) -> None:

@@ -5,7 +5,7 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch.nn as nn
 from mmpretrain.models.backbones import ConvNeXt
@@ -68,12 +68,15 @@ class MMPretrainConvNeXtTeacher(BaseTeacher):
         bb = self.model.backbone
         return getattr(bb, f'norm{len(bb.stages) - 1}')
 
-    def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def _forward_targets(self, x: Tensor,
+                         with_logits: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         backbone, neck, head = classifier_parts(self.model)
         for down, stage in zip(backbone.downsample_layers, backbone.stages):
             x = stage(down(x))
         norm = self._final_norm()
         feature = norm(x)
+        if not with_logits:
+            return feature, None
         if backbone.gap_before_final_norm:
             pooled = norm(x.mean((-2, -1), keepdim=True)).flatten(1)
             logits = head_logits(neck, head, (pooled, ))

@@ -5,7 +5,7 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmpretrain.models.backbones import SwinTransformer
@@ -94,7 +94,8 @@ class MMPretrainSwinTeacher(BaseTeacher):
         bb = self.model.backbone
         return getattr(bb, f'norm{len(bb.stages) - 1}')(x)
 
-    def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def _forward_targets(self, x: Tensor,
+                         with_logits: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         backbone, neck, head = classifier_parts(self.model)
         bb = backbone
         x, hw = bb.patch_embed(x)
@@ -105,6 +106,8 @@ class MMPretrainSwinTeacher(BaseTeacher):
         for stage in bb.stages:
             x, hw = stage(x, hw, do_downsample=True)
         feature = tokens_to_map(self._final_norm(x), tuple(hw))
+        if not with_logits:
+            return feature, None
         return feature, head_logits(neck, head, (feature, ))
 
     def forward_last_stage(self, tokens: Tensor) -> Tensor:

@@ -116,12 +116,15 @@ class MMPretrainViTTeacher(BaseTeacher):
             x = pre_norm(x)
         return x, (int(hw[0]), int(hw[1]))
 
-    def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def _forward_targets(self, x: Tensor,
+                         with_logits: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         backbone, neck, head = classifier_parts(self.model)
         x, hw = self._embed(x)
         x = self._run_blocks(x, 0, hw)
         n_extra = backbone.num_extra_tokens
         feature = tokens_to_map(x[:, n_extra:], hw)
+        if not with_logits:
+            return feature, None
         return feature, head_logits(neck, head, (backbone._format_output(x, hw), ))
 
     def _prefix_tokens(self, batch: int) -> Optional[Tensor]:

@@ -216,21 +216,23 @@ class TimmTeacher(BaseTeacher):
             return m.head.norm(x)
         return m.norm_pre(x)
 
-    def _forward_targets(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def _forward_targets(self, x: Tensor,
+                         with_logits: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
         m = self.model
         if self.family == 'cnn':
             feature = m.forward_features(x)  # (B, C, H, W)
-            return feature, m.forward_head(feature)
+            return feature, (m.forward_head(feature) if with_logits else None)
         if self.family == 'vit':
             feats = m.forward_features(x)
             feature = tokens_to_map(feats[:, m.num_prefix_tokens:], self.final_hw)
-            return feature, m.forward_head(feats)
+            return feature, (m.forward_head(feats) if with_logits else None)
         if self.family == 'swin':
             feats = m.forward_features(x)  # (B, H, W, C)
-            return feats.permute(0, 3, 1, 2).contiguous(), m.forward_head(feats)
+            return (feats.permute(0, 3, 1, 2).contiguous(),
+                    m.forward_head(feats) if with_logits else None)
         x = m.stages(m.stem(x))
         feats = m.norm_pre(x)
-        return self._convnext_norm(x), m.forward_head(feats)
+        return self._convnext_norm(x), (m.forward_head(feats) if with_logits else None)
 
     def _prefix_tokens(self, batch: int) -> Optional[Tensor]:
         m = self.model
