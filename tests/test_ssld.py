@@ -325,12 +325,10 @@ def test_mining_cli_with_a_tiny_mmpretrain_classifier(mining_data, tmp_path):
 
 # ----------------------------------------------------------------------------- configs
 SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld_*.py')))
-# The brief's contract: ScaleKDDistiller(distill_stages=[], logit_loss=SymmetricKLLoss,
-# label_free=True) is plain SSLD. The distiller in progress still refuses an empty stage list
-# (TypeError); non-strict xfail until it lands, after which these tests run in full.
-NEEDS_EMPTY_STAGES = pytest.mark.xfail(
-    raises=TypeError, strict=False,
-    reason='ScaleKDDistiller does not accept distill_stages=[] yet (plain SSLD)')
+# Plain SSLD is ScaleKDDistiller(distill_stages=[], logit_loss=SymmetricKLLoss, label_free=True)
+# with a logits-only timm CNN teacher. Tests shrink that teacher: same timm name (so the same
+# architecture family and pretrained_cfg mean/std), tiny widths, pretrained=False (no network).
+TINY_TIMM_RESNET = dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)
 
 
 def test_ssld_config_list():
@@ -340,9 +338,7 @@ def test_ssld_config_list():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('path', [
-    pytest.param(p, marks=() if 'fixres' in p else NEEDS_EMPTY_STAGES) for p in SSLD_CONFIGS],
-    ids=osp.basename)
+@pytest.mark.parametrize('path', SSLD_CONFIGS, ids=osp.basename)
 def test_ssld_configs_parse_and_build(path):
     from mmengine import Config
     cfg = Config.fromfile(path)
@@ -355,10 +351,10 @@ def test_ssld_configs_parse_and_build(path):
         assert model_cfg.teacher.type == 'TimmTeacher'
         import timm
         assert model_cfg.teacher.model_name in timm.list_models(pretrained=True)
-        # Small, offline stand-in for the teacher (same adapter). NOTE: TimmTeacher currently
-        # accepts only ViT/Swin/ConvNeXt families, so the configs' ResNeXt/ResNet-D teachers are
-        # refused at build time until it gains a logits-only CNN path (see configs/ssld/README).
-        model_cfg.teacher = dict(type='TimmTeacher', model_name='convnext_atto', pretrained=False)
+        # the same timm teacher, shrunk and offline (see TINY_TIMM_RESNET)
+        model_cfg.teacher = dict(type='TimmTeacher', model_name=model_cfg.teacher.model_name,
+                                 pretrained=False, input_size=64,
+                                 model_kwargs=TINY_TIMM_RESNET)
         if '360e' in path:
             assert cfg.train_cfg.max_epochs == 360
             assert cfg.train_dataloader.dataset.type == 'LabeledUnlabeledDataset'
@@ -368,6 +364,8 @@ def test_ssld_configs_parse_and_build(path):
     model.init_weights()
     x = torch.rand(2, 3, 64, 64) * 255
     if model_cfg.type == 'ScaleKDDistiller':
+        assert model.teacher.family == 'cnn' and not model.teacher.supports_tpp
+        assert model.teacher.final_dims == 256  # Bottleneck ResNe(X)t: 4 x channels[-1]
         model.train()
         data = model.data_preprocessor(dict(inputs=list(x.to(torch.uint8)),
                                             data_samples=[__import__('mmpretrain').structures
@@ -415,7 +413,6 @@ def test_ssld_stage_lr_multipliers():
 
 # ----------------------------------------------------------------------------- Runner, no labels
 @pytest.mark.slow
-@NEEDS_EMPTY_STAGES
 def test_label_free_training_on_an_unlabeled_folder(tmp_path):
     from mmengine import Config
     from mmengine.runner import Runner
@@ -430,8 +427,9 @@ def test_label_free_training_on_an_unlabeled_folder(tmp_path):
                          backbone=dict(type='ResNet', depth=18, base_channels=8),
                          neck=dict(type='GlobalAveragePooling'),
                          head=dict(type='LinearClsHead', num_classes=5, in_channels=64)),
-            teacher=dict(type='TimmTeacher', model_name='convnext_atto', pretrained=False,
-                         model_kwargs=dict(num_classes=5)),
+            teacher=dict(type='TimmTeacher', model_name='resnet18', pretrained=False,
+                         input_size=32,
+                         model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=5)),
             distill_stages=[], logit_loss=dict(type='SymmetricKLLoss'), label_free=True,
             data_preprocessor=dict(type='ClsDataPreprocessor', mean=[128.] * 3,
                                    std=[64.] * 3, to_rgb=True)),
@@ -455,3 +453,56 @@ def test_label_free_training_on_an_unlabeled_folder(tmp_path):
     logs = runner.message_hub.get_scalar('train/distill.loss_kd')
     assert len(logs.data[0]) == 3 and np.isfinite(logs.data[0]).all()
     assert runner.message_hub.get_scalar('train/loss') is not None
+
+
+@pytest.mark.slow
+def test_partial_label_training_on_labeled_plus_unlabeled_batches(tmp_path):
+    """Mixed batches: label term on the labeled samples only, SSLD loss on every sample."""
+    from mmengine import Config
+    from mmengine.runner import Runner
+    labeled = _labeled_folder(tmp_path)  # cat: 2 images, dog: 1 -> classes ('cat', 'dog')
+    pool = tmp_path / 'pool'
+    for i in range(3):
+        _textured(str(pool / f'{i}.png'), (40 * i, 100, 200 - 30 * i), seed=i)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(32, 32)),
+                dict(type='PackInputs')]
+    cfg = Config(dict(
+        default_scope='mmscalekd', work_dir=str(tmp_path / 'work'),
+        model=dict(
+            type='ScaleKDDistiller',
+            student=dict(type='ImageClassifier',
+                         backbone=dict(type='ResNet', depth=18, base_channels=8),
+                         neck=dict(type='GlobalAveragePooling'),
+                         head=dict(type='LinearClsHead', num_classes=2, in_channels=64)),
+            teacher=dict(type='TimmTeacher', model_name='resnet18', pretrained=False,
+                         input_size=32,
+                         model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=2)),
+            distill_stages=[], logit_loss=dict(type='SymmetricKLLoss'),
+            partial_labels=True, label_loss_weight=0.5,
+            data_preprocessor=dict(type='MixedLabelClsDataPreprocessor', mean=[128.] * 3,
+                                   std=[64.] * 3, to_rgb=True, num_classes=2)),
+        train_dataloader=dict(
+            # 6 samples, batches of 4 in order: [L, L, L, U], [U, U], then [L, L, L, U] again
+            batch_size=4, num_workers=0,
+            dataset=dict(type='LabeledUnlabeledDataset',
+                         labeled=dict(type='CustomDataset', data_root=str(labeled)),
+                         unlabeled=dict(type='UnlabeledImageFolder', data_root=str(pool)),
+                         pipeline=pipeline),
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=3),
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False)),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')), randomness=dict(seed=0),
+        log_level='WARNING'))
+    runner = Runner.from_cfg(cfg)
+    before = runner.model.student.head.fc.weight.detach().clone()
+    runner.train()
+    assert runner.iter == 3 and osp.isfile(tmp_path / 'work' / 'iter_3.pth')
+    assert not torch.equal(before, runner.model.student.head.fc.weight)
+    label = np.asarray(runner.message_hub.get_scalar('train/student.loss').data[0])
+    kd = np.asarray(runner.message_hub.get_scalar('train/distill.loss_kd').data[0])
+    assert len(label) == len(kd) == 3 and np.isfinite(label).all() and np.isfinite(kd).all()
+    # batches 1 and 3 have 3 labeled samples: 0.5 * CE > 0; batch 2 has none: an exact 0 term
+    assert label[0] > 0 and label[2] > 0 and label[1] == 0
+    assert (kd > 0).all()
