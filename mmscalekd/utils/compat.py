@@ -26,6 +26,20 @@ upstream behaviour it works around and when it can go; see
   default DDP wrapper passes ``device_ids=[local_rank]``, which DDP refuses for CPU
   modules; :func:`mmscalekd.utils.setup_env.adapt_cfg_to_device` sets
   ``device_ids=None`` there.
+* **W4 checkpoints are written in place.** MMEngine 0.10 writes a checkpoint by
+  opening the final path and writing into it, and ``CheckpointHook`` deletes the
+  oldest checkpoint *before* saving the new one and rewrites ``last_checkpoint``
+  in place. A crash while saving can leave a truncated ``.pth`` (or none at all)
+  that ``--resume`` then picks. Local checkpoints are now written to a temporary
+  file in the same folder, flushed to disk and renamed over the final name
+  (``os.replace``, atomic on POSIX); ``last_checkpoint`` is updated the same way
+  and only after the checkpoint file is complete, and outdated checkpoints are
+  removed only after that. See :mod:`mmscalekd.utils.atomic_checkpoint`.
+  Remove when MMEngine writes checkpoints atomically.
+* **W2b MMEngine's other checkpoint schemes.** ``open-mmlab://``, ``mmcls://``,
+  ``torchvision://`` and ``modelzoo://`` resolve to URLs and load through
+  MMEngine's ``load_from_http`` (a plain ``torch.load``); it is pointed at our
+  safe URL loader too.
 """
 from __future__ import annotations
 
@@ -98,6 +112,19 @@ def _patch_checkpoint_loaders() -> None:
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), force=True)(load_url_checkpoint)
+    # W2b: the open-mmlab:// / torchvision:// / mmcls:// loaders call this global.
+    import mmengine.runner.checkpoint as mm_checkpoint
+
+    def load_from_http(filename: str, map_location: Any = None, model_dir: Any = None,
+                       progress: bool = False) -> Any:
+        return load_url_checkpoint(filename, map_location=map_location, model_dir=model_dir)
+
+    mm_checkpoint.load_from_http = load_from_http
+
+
+def _patch_atomic_checkpoints() -> None:
+    from .atomic_checkpoint import apply_atomic_checkpoints
+    apply_atomic_checkpoints()
 
 
 def _patch_cpu_distributed() -> None:
@@ -133,4 +160,5 @@ def apply() -> None:
     _patch_torchvision_import()
     _patch_checkpoint_loaders()
     _patch_cpu_distributed()
+    _patch_atomic_checkpoints()
     _APPLIED = True

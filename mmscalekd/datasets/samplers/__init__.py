@@ -1,0 +1,4 @@
+"""Data samplers."""
+from .resumable_sampler import ResumableSampler
+
+__all__ = ['ResumableSampler']
