@@ -506,3 +506,23 @@ def test_partial_label_training_on_labeled_plus_unlabeled_batches(tmp_path):
     # batches 1 and 3 have 3 labeled samples: 0.5 * CE > 0; batch 2 has none: an exact 0 term
     assert label[0] > 0 and label[2] > 0 and label[1] == 0
     assert (kd > 0).all()
+
+
+# ----------------------------------------------------------------------------- registry cases
+from tests.test_models.ssld_cases.registry_cases import CASES as SSLD_CASES  # noqa: E402
+
+
+@pytest.mark.parametrize('case', SSLD_CASES, ids=lambda c: c['type'])
+def test_ssld_registry_cases(case):
+    from mmpretrain.structures import DataSample
+    module = MODELS.build(case['cfg'])
+    assert type(module).__name__ == case['type']
+    imgs = [torch.full((3, 4, 4), 5 * (i + 1), dtype=torch.uint8) for i in range(3)]
+    samples = [DataSample().set_gt_label(2), DataSample(), DataSample().set_gt_label(0)]
+    out = module(dict(inputs=imgs, data_samples=samples), True)
+    # (5 * (i + 1) - 1) / 2 per sample
+    torch.testing.assert_close(out['inputs'][:, 0, 0, 0], torch.tensor([2.0, 4.5, 7.0]))
+    ds = out['data_samples']
+    assert [s.gt_label.tolist() for s in (ds[0], ds[2])] == [[2], [0]]
+    assert ds[0].gt_score.tolist() == [0, 0, 1] and ds[2].gt_score.tolist() == [1, 0, 0]
+    assert 'gt_label' not in ds[1] and 'gt_score' not in ds[1]
