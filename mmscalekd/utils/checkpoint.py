@@ -69,6 +69,13 @@ def safe_torch_load(f: Union[str, os.PathLike], map_location: MapLocation = None
         UnsafeCheckpointError: The file holds objects outside the allow-list.
         CorruptCheckpointError: The file is truncated or not a checkpoint.
     """
+    if isinstance(f, (str, os.PathLike)) and osp.isfile(f) and not zipfile.is_zipfile(f):
+        with open(f, 'rb') as fh:
+            head = fh.read(2)
+        if not head.startswith(b'\x80'):  # neither a zip archive nor a legacy torch pickle
+            raise CorruptCheckpointError(
+                f'Checkpoint {str(f)!r} cannot be read: it is truncated or not a torch '
+                f'checkpoint (it starts with {head!r}; a torch.save file is a zip archive).')
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             return torch.load(f, map_location=map_location, weights_only=True)
