@@ -226,21 +226,28 @@ def test_benchmark_tool_writes_every_field(tmp_path):
     spec.loader.exec_module(tool)
     out_file = tmp_path / 'bench.json'
     tool.main([osp.join(ROOT, 'tests', 'data', 'configs', 'tiny_scalekd_bench.py'),
-               '--batch-size', '2', '--iters', '2', '--warmup', '1', '--amp',
+               '--batch-size', '2', '--iters', '2', '--warmup', '1', '--amp', '--ab-options',
                '--out', str(out_file), '--cfg-options', 'model.batch_tpp_views=False'])
     out = json.loads(out_file.read_text())
     for key in ('config', 'device', 'threads', 'batch_size', 'input_size', 'amp',
                 'channels_last', 'compiled', 'batch_tpp_views', 'inference_mode_targets',
-                'parts', 'sum_of_parts_s', 'full_over_sum_of_parts',
-                'teacher_over_plain_inference', 'images_per_s', 'params', 'memory'):
+                'parts', 'sum_of_parts_s', 'full_over_sum_of_parts', 'cpu_sum_of_parts_s',
+                'cpu_full_over_sum_of_parts', 'teacher_over_plain_inference',
+                'cpu_teacher_over_plain_inference', 'images_per_s', 'params', 'memory'):
         assert key in out, key
     assert set(out['parts']) == set(tool.PARTS)
     for part in out['parts'].values():
         assert part['median_s'] > 0 and len(part['times_s']) == 2
+        assert part['cpu_median_s'] > 0 and len(part['cpu_times_s']) == 2
         assert part['images_per_s'] == pytest.approx(2 / part['median_s'])
     assert out['sum_of_parts_s'] == pytest.approx(
         sum(out['parts'][n]['median_s'] for n in tool.SUMMED))
     assert out['batch_tpp_views'] is False and out['amp'] is True
+    assert set(out['options_ab']) == {'batch_tpp_views', 'inference_mode_targets'}
+    for r in out['options_ab'].values():
+        assert len(r['on_cpu']['times_s']) == len(r['off_cpu']['times_s']) == 2
+        assert r['on_over_off_cpu'] == pytest.approx(
+            r['on_cpu']['median_s'] / r['off_cpu']['median_s'])
     assert out['input_size'] == [64, 64]
     # Student ResNet-18/8 + head, four connectors, the tiny Swin: exact, build-determined.
     assert out['params']['projectors'] == sum(

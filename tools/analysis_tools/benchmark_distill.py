@@ -12,7 +12,8 @@ labels, and times, in one process and one run:
     full         the whole distillation step including the optimizer (the config's
                  ``optim_wrapper``)
 
-Each part: ``--warmup`` untimed runs, then ``--iters`` timed runs; the median is reported.
+Each part: ``--warmup`` untimed runs, then ``--iters`` timed runs; the median is reported,
+of wall time and of process CPU time (robust to other load on a shared CPU).
 ``sum_of_parts`` adds student + teacher + projectors + tpp + optimizer (not ``teacher_plain``).
 The teacher checkpoint is dropped (random weights time the same; no download) unless
 ``--keep-teacher-checkpoint``; SyncBN is reverted to BN (one process).
@@ -77,6 +78,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--keep-teacher-checkpoint', action='store_true',
                    help='load the teacher checkpoint named in the config (default: drop it)')
+    p.add_argument('--ab-options', action='store_true',
+                   help='also time the TPP part with batch_tpp_views on/off and the teacher '
+                   'part with inference_mode_targets on/off, alternating in this process '
+                   '(--iters rounds each), under "options_ab"')
     p.add_argument('--out', default=None, help='write the results as JSON here')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='override config keys, e.g. model.batch_tpp_views=False')
@@ -114,23 +119,28 @@ def _rss_mib() -> Optional[float]:
 
 
 def _time(fn: Callable[[], None], warmup: int, iters: int, device: torch.device
-          ) -> Tuple[float, List[float], Optional[float]]:
-    """Median seconds of ``fn``, all timings, and (CUDA) the peak allocated MiB."""
+          ) -> Tuple[List[float], List[float], Optional[float]]:
+    """Wall and process-CPU seconds of each timed run, and (CUDA) the peak allocated MiB.
+
+    Process CPU time (all threads of this process) is reported next to wall time because
+    on a shared, loaded CPU the wall time also measures the other processes.
+    """
     for _ in range(warmup):
         fn()
     _sync(device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(iters):
         _sync(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak = (torch.cuda.max_memory_allocated(device) / 2**20
             if device.type == 'cuda' else None)
-    return statistics.median(times), times, peak
+    return wall, cpu, peak
 
 
 def _count(params) -> int:
@@ -263,6 +273,36 @@ def make_parts(model, optim_wrapper, x: Tensor, samples: list,
                 projectors=projectors_part, tpp=tpp_part, optimizer=optimizer_part, full=full)
 
 
+def ab_options(model, parts: Dict[str, Callable[[], None]], args: argparse.Namespace,
+               device: torch.device) -> Dict[str, dict]:
+    """Each option on and off, alternating run by run on the same model and batch, so that
+    a change in the machine's load hits both sides alike. Medians of wall and CPU seconds."""
+    out = {}
+    for option, part in (('batch_tpp_views', 'tpp'), ('inference_mode_targets', 'teacher')):
+        original = getattr(model, option)
+        samples: Dict[bool, Tuple[List[float], List[float]]] = {True: ([], []), False: ([], [])}
+        for value in (True, False):  # warm-up of both code paths
+            setattr(model, option, value)
+            _time(parts[part], args.warmup, 1, device)
+        for _ in range(args.iters):
+            for value in (True, False):
+                setattr(model, option, value)
+                wall, cpu, _ = _time(parts[part], 0, 1, device)
+                samples[value][0].extend(wall)
+                samples[value][1].extend(cpu)
+        setattr(model, option, original)
+        model.zero_grad(set_to_none=True)
+        out[option] = dict(
+            part=part,
+            **{f'{"on" if v else "off"}_{kind}': dict(median_s=statistics.median(t), times_s=t)
+               for v in (True, False) for kind, t in zip(('wall', 'cpu'), samples[v])})
+        out[option]['on_over_off_cpu'] = (out[option]['on_cpu']['median_s']
+                                          / out[option]['off_cpu']['median_s'])
+        out[option]['on_over_off_wall'] = (out[option]['on_wall']['median_s']
+                                           / out[option]['off_wall']['median_s'])
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -315,15 +355,20 @@ def run(args: argparse.Namespace) -> dict:
             for p in model.parameters():
                 if p.requires_grad and p.grad is None:
                     p.grad = torch.zeros_like(p)
-        median, times, peak = _time(parts[name], args.warmup, args.iters, device)
-        results[name] = dict(median_s=median, times_s=times, images_per_s=args.batch_size / median)
+        times, cpu_times, peak = _time(parts[name], args.warmup, args.iters, device)
+        median = statistics.median(times)
+        results[name] = dict(median_s=median, times_s=times, images_per_s=args.batch_size / median,
+                             cpu_median_s=statistics.median(cpu_times), cpu_times_s=cpu_times)
         if peak is not None:
             results[name]['cuda_peak_allocated_mib'] = peak
     model.zero_grad(set_to_none=True)
+    options_ab = ab_options(model, parts, args, device) if args.ab_options else None
 
     parts_sum = sum(results[n]['median_s'] for n in SUMMED)
+    cpu_sum = sum(results[n]['cpu_median_s'] for n in SUMMED)
     for name in PARTS:
         results[name]['share_of_sum'] = results[name]['median_s'] / parts_sum
+        results[name]['cpu_share_of_sum'] = results[name]['cpu_median_s'] / cpu_sum
     trainable = [p for p in model.parameters() if p.requires_grad]
     out = dict(
         config=args.config,
@@ -346,10 +391,15 @@ def run(args: argparse.Namespace) -> dict:
         batch_tpp_views=model.batch_tpp_views,
         inference_mode_targets=model.inference_mode_targets,
         parts=results,
+        options_ab=options_ab,
         sum_of_parts_s=parts_sum,
         full_over_sum_of_parts=results['full']['median_s'] / parts_sum,
+        cpu_sum_of_parts_s=cpu_sum,
+        cpu_full_over_sum_of_parts=results['full']['cpu_median_s'] / cpu_sum,
         teacher_over_plain_inference=(results['teacher']['median_s']
                                       / results['teacher_plain']['median_s']),
+        cpu_teacher_over_plain_inference=(results['teacher']['cpu_median_s']
+                                          / results['teacher_plain']['cpu_median_s']),
         images_per_s=results['full']['images_per_s'],
         params=dict(student=_count(model.student.parameters()),
                     projectors=_count(model.connectors.parameters()),
@@ -367,13 +417,19 @@ def print_table(out: dict) -> None:
     print(f'{out["config"]}  device={out["device"]} threads={out["threads"]} '
           f'B={out["batch_size"]} input={out["input_size"]} amp={out["amp"]} '
           f'channels_last={out["channels_last"]} compiled={out["compiled"]}')
-    print(f'{"part":<14}{"median s":>10}{"img/s":>10}{"share":>8}')
+    print(f'{"part":<14}{"wall s":>9}{"img/s":>9}{"share":>8}{"cpu s":>9}{"share":>8}')
     for name, r in out['parts'].items():
-        print(f'{name:<14}{r["median_s"]:>10.4f}{r["images_per_s"]:>10.2f}'
-              f'{r["share_of_sum"]:>8.1%}')
-    print(f'full / sum of parts = {out["full_over_sum_of_parts"]:.3f}; teacher target pass / '
-          f'plain inference = {out["teacher_over_plain_inference"]:.3f}')
+        print(f'{name:<14}{r["median_s"]:>9.4f}{r["images_per_s"]:>9.2f}'
+              f'{r["share_of_sum"]:>8.1%}{r["cpu_median_s"]:>9.4f}{r["cpu_share_of_sum"]:>8.1%}')
+    print(f'full / sum of parts = {out["full_over_sum_of_parts"]:.3f} (wall), '
+          f'{out["cpu_full_over_sum_of_parts"]:.3f} (cpu); teacher target pass / plain '
+          f'inference = {out["teacher_over_plain_inference"]:.3f} (wall), '
+          f'{out["cpu_teacher_over_plain_inference"]:.3f} (cpu)')
     print(f'params: {out["params"]}; memory: {out["memory"]}')
+    for option, r in (out.get('options_ab') or {}).items():
+        print(f'{option} ({r["part"]} part): on {r["on_cpu"]["median_s"]:.4f} s, off '
+              f'{r["off_cpu"]["median_s"]:.4f} s (cpu medians), on/off = '
+              f'{r["on_over_off_cpu"]:.3f} (cpu), {r["on_over_off_wall"]:.3f} (wall)')
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
