@@ -1,0 +1,54 @@
+# CPU demo, (c) ScaleKD: CAP + DFM + TPP + logit KD, label term on the labeled images only.
+# MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 128, 6 blocks) with ScaleKD's taps:
+# s3 = block 3, s4 = block 5 before the final norm (both 128 x 7 x 7), plus the normed output for the head.
+# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
+_base_ = ['./_base_/fashion-mnist_label-scarce.py']
+
+student = dict(
+    type='ImageClassifier',
+    backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=128, num_layers=6,
+                  tokens_mlp_dims=64, channels_mlp_dims=256), img_size=28, patch_size=4,
+                  patch_cfg=dict(in_channels=1), out_indices=(3, 5)),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=128,
+              loss=dict(type='CrossEntropyLoss')))
+
+teacher = dict(
+    type='MMPretrainViTTeacher',
+    model=dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='VisionTransformer',
+            arch=dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512),
+            img_size=28, patch_size=7, in_channels=1, out_type='cls_token', final_norm=True),
+        neck=None,
+        head=dict(type='VisionTransformerClsHead', num_classes={{_base_.num_classes}}, in_channels=128)),
+    # Trained by configs/demo/vit-teacher_fashion-mnist.py; tools/demo.py retrains it when absent.
+    checkpoint='checkpoints/demo/vit-teacher_fashion-mnist.pth',
+    tpp_blocks=1)  # TPP runs the teacher's last block + final norm (4x4 tokens, 128-d)
+
+model = dict(
+    type='ScaleKDDistiller',
+    student=student,
+    teacher=teacher,
+    distill_stages=[
+        # Proxy path (TPP): student s3 -> CAP -> teacher's last block -> compared with the
+        # teacher's final 4x4 token map; alpha = official ScaleKD DFM weights (spec §4).
+        dict(name='s3', student_index=0, tpp=True,
+             connector=dict(type='CrossAttentionProjector', in_channels=128, embed_dims=128,
+                            student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0),
+             loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
+        # Original path: student s4 -> CAP whose queries are the TPP outputs.
+        dict(name='s4', student_index=1, query_from='s3',
+             connector=dict(type='CrossAttentionProjector', in_channels=128, embed_dims=128,
+                            student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0,
+                            learnable_query=False),
+             loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
+    ],
+    # Official ScaleKD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd (spec §6).
+    logit_loss=dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=0.5),
+    label_loss_weight=0.5,
+    partial_labels=True,  # the pool has no labels: the label term uses the labeled samples only
+    data_preprocessor={{_base_.data_preprocessor}})
+train_dataloader = dict(batch_size={{_base_.batch_size}}, num_workers=0, dataset={{_base_.mixed_train_set}},
+                        sampler=dict(type='InfiniteSampler', shuffle=True))
