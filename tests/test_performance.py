@@ -50,8 +50,7 @@ def _assert_same(a, b, rel: float = 1e-4) -> None:
 
 @pytest.mark.parametrize('flag', ['inference_mode_targets', 'batch_tpp_views'])
 def test_option_on_and_off_give_the_same_losses_and_gradients(flag):
-    base = _distiller()
-    assert getattr(base, flag) is True  # both default on
+    base = _distiller(**{flag: True})
     off = copy.deepcopy(base)
     setattr(off, flag, False)
     x, samples = B.batch(64)
@@ -61,8 +60,13 @@ def test_option_on_and_off_give_the_same_losses_and_gradients(flag):
     _assert_same(on_result, off_result)
 
 
-def test_channels_last_gives_the_same_losses_and_gradients():
+def test_defaults_inference_mode_on_batched_views_off():
     model = _distiller()
+    assert model.inference_mode_targets is True and model.batch_tpp_views is False
+
+
+def test_channels_last_gives_the_same_losses_and_gradients():
+    model = _distiller(batch_tpp_views=True)
     cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     assert cl.connectors['s4_spatial'].stem[0].weight.is_contiguous(
         memory_format=torch.channels_last)
@@ -72,7 +76,7 @@ def test_channels_last_gives_the_same_losses_and_gradients():
 
 
 def test_batched_views_make_one_last_stage_call_unbatched_two():
-    model = _distiller(logit_loss=None)
+    model = _distiller(logit_loss=None, batch_tpp_views=True)
     calls = []
     original = model.teacher.forward_last_stage
 
@@ -92,7 +96,7 @@ def test_batched_views_make_one_last_stage_call_unbatched_two():
 
 def test_batched_views_are_not_used_while_the_teacher_trains():
     # A train-mode teacher draws stochastic depth per call: batching would change the draws.
-    model = _distiller(teacher_train_mode=True)
+    model = _distiller(teacher_train_mode=True, batch_tpp_views=True)
     model.train()
     assert model.teacher.training
     calls = []

@@ -84,8 +84,10 @@ class ScaleKDDistiller(BaseModel):
         batch_tpp_views (bool): Run both views' TPP passes through the teacher's
             last stage as one call on the views concatenated along the batch (same
             result; fewer, larger matmuls). Not applied while the teacher is in
-            train mode (stochastic depth would draw differently). Defaults to True
-            (faster on CPU, see ``docs/benchmark.md``).
+            train mode (stochastic depth would draw differently). Defaults to False:
+            on CPU it measured no faster for a Swin -> ResNet-50 pair (only for tiny
+            overhead-bound models); measure on your GPU with
+            ``benchmark_distill.py --ab-options`` (``docs/benchmark.md``).
         inference_mode_targets (bool): Compute the teacher targets under
             ``torch.inference_mode`` instead of ``torch.no_grad`` (same values, less
             bookkeeping); the targets are cloned into normal tensors so that any
@@ -108,7 +110,7 @@ class ScaleKDDistiller(BaseModel):
                  partial_labels: bool = False,
                  teacher_train_mode: bool = False,
                  input_size: Optional[Union[int, Sequence[int]]] = None,
-                 batch_tpp_views: bool = True,
+                 batch_tpp_views: bool = False,
                  inference_mode_targets: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
