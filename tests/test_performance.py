@@ -223,15 +223,22 @@ def test_amp_bf16_three_steps_stay_finite_and_close_to_fp32():
 
 # ------------------------------------------------------------------------ benchmark tool
 @pytest.mark.slow
-def test_benchmark_tool_writes_every_field(tmp_path):
+def test_benchmark_tool_writes_every_field(tmp_path, monkeypatch):
+    # A torch.compile that fails must fall back to eager timing with a warning.
+    def broken_compile(self, *args, **kwargs):
+        raise RuntimeError('no compiler backend here')
+
+    monkeypatch.setattr(torch.nn.Module, 'compile', broken_compile)
     spec = importlib.util.spec_from_file_location(
         'benchmark_distill', osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_distill.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out_file = tmp_path / 'bench.json'
-    tool.main([osp.join(ROOT, 'tests', 'data', 'configs', 'tiny_scalekd_bench.py'),
-               '--batch-size', '2', '--iters', '2', '--warmup', '1', '--amp', '--ab-options',
-               '--out', str(out_file), '--cfg-options', 'model.batch_tpp_views=False'])
+    with pytest.warns(UserWarning, match='torch.compile is not usable here'):
+        tool.main([osp.join(ROOT, 'tests', 'data', 'configs', 'tiny_scalekd_bench.py'),
+                   '--batch-size', '2', '--iters', '2', '--warmup', '1', '--amp',
+                   '--ab-options', '--compile', '--out', str(out_file),
+                   '--cfg-options', 'model.batch_tpp_views=False'])
     out = json.loads(out_file.read_text())
     for key in ('config', 'device', 'threads', 'batch_size', 'input_size', 'amp',
                 'channels_last', 'compiled', 'batch_tpp_views', 'inference_mode_targets',
@@ -247,6 +254,8 @@ def test_benchmark_tool_writes_every_field(tmp_path):
     assert out['sum_of_parts_s'] == pytest.approx(
         sum(out['parts'][n]['median_s'] for n in tool.SUMMED))
     assert out['batch_tpp_views'] is False and out['amp'] is True
+    assert out['compile_requested'] is True and out['compiled'] is False
+    assert 'no compiler backend here' in out['compile_error']
     assert set(out['options_ab']) == {'batch_tpp_views', 'inference_mode_targets'}
     for r in out['options_ab'].values():
         assert len(r['on_cpu']['times_s']) == len(r['off_cpu']['times_s']) == 2
