@@ -35,6 +35,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmscalekd.registry import UnknownTypeError, check_model_config
 from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
 from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
 
@@ -138,6 +139,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    try:
+        check_model_config(cfg)  # a misspelt nested type fails here, with suggestions
+    except UnknownTypeError as err:
+        sys.exit(f'tools/test.py: error: {err}')
     cfg.model = student_model_cfg(cfg.model, cfg.get('data_preprocessor'))
     cfg.load_from = None  # loaded below, with the student prefix handled
     cfg.resume = False

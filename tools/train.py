@@ -24,6 +24,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmscalekd.registry import UnknownTypeError, check_model_config
 from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
 from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
 
@@ -123,6 +124,10 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    try:
+        check_model_config(cfg)  # a misspelt nested type fails here, with suggestions
+    except UnknownTypeError as err:
+        sys.exit(f'tools/train.py: error: {err}')
     cfg = adapt_cfg_to_device(cfg)
     init_cpu_distributed(args.launcher,
                          cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'))

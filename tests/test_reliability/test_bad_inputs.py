@@ -6,6 +6,7 @@ bad value, and what is accepted where the set is small enough to list.
 """
 import importlib.util
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -152,10 +153,40 @@ CASES = [
     ('launcher_misspelt',
      lambda t: check_launch_env('torchrun', {}, num_gpus=0),
      ValueError, r"one of \('none', 'pytorch', 'slurm', 'mpi'\), got 'torchrun'"),
+    ('student_backbone_type_misspelt',
+     lambda t: MODELS.build(dict(distiller(),
+                                 student=B.classifier(dict(RESNET, type='ResNt'), 64))),
+     KeyError, r"ScaleKDDistiller\.student\.backbone: unknown type 'ResNt'.*did you mean "
+               r"'ResNet'.*registered_names\(g\.MODELS\)"),
+    ('connector_type_misspelt',
+     lambda t: MODELS.build(with_stage(**{'connector.type': 'CrossAttnProjector'})),
+     KeyError, r"distill_stages\['s3'\]\.connector: unknown type 'CrossAttnProjector'.*"
+               r"did you mean 'CrossAttentionProjector'"),
+    ('stage_loss_type_misspelt',
+     lambda t: MODELS.build(with_stage(loss=dict(type='DualViewMimicLos'))),
+     KeyError, r"distill_stages\['s3'\]\.loss: unknown type 'DualViewMimicLos'.*"
+               r"did you mean 'DualViewMimicLoss'"),
+    ('logit_loss_type_misspelt',
+     lambda t: MODELS.build(distiller(logit_loss=dict(type='softtargetkdloss'))),
+     KeyError, r"ScaleKDDistiller\.logit_loss: unknown type 'softtargetkdloss'.*"
+               r"did you mean 'SoftTargetKDLoss'"),
+    ('teacher_backbone_type_misspelt',
+     lambda t: MODELS.build(_teacher_with_backbone('SwinTransformr')),
+     KeyError, r"MMPretrainSwinTeacher\.model\.backbone: unknown type 'SwinTransformr'.*"
+               r"did you mean 'SwinTransformer'"),
+    ('distiller_teacher_backbone_type_misspelt',
+     lambda t: MODELS.build(distiller(teacher=_teacher_with_backbone('SwinTransformr'))),
+     KeyError, r"ScaleKDDistiller\.teacher\.model\.backbone: unknown type 'SwinTransformr'"),
     ('sampler_start_out_of_range',
      lambda t: _sampler_start(t, 99),
      ValueError, r'position must be an int in \[0, 2\].*got 99'),
 ]
+
+
+def _teacher_with_backbone(backbone_type: str) -> dict:
+    teacher = B.swin_teacher()
+    teacher['model']['backbone']['type'] = backbone_type
+    return teacher
 
 
 def _sampler_start(tmp: Path, position: int) -> None:
@@ -203,3 +234,53 @@ def test_finite_losses_pass_the_guard() -> None:
     _nan_hook(1.5)()  # no exception
     with pytest.raises(TypeError, match="check_all must be a bool, got 'yes'"):
         HOOKS.build(dict(type='NonFiniteLossHook', check_all='yes'))
+
+
+@pytest.mark.parametrize('tool, config, option, words', [
+    ('train', 'tests/data/configs/tiny_resume_classifier.py', 'model.backbone.type=ResNt',
+     r"model\.backbone: unknown type 'ResNt'.*did you mean 'ResNet'"),
+    ('test', 'configs/scalekd/scalekd_swin-l_resnet50_8xb32_100e_in1k.py',
+     'model.student.backbone.type=ResNetV1D',
+     r"model\.student\.backbone: unknown type 'ResNetV1D'.*did you mean 'ResNetV1d'"),
+    ('train', 'configs/scalekd/scalekd_swin-l_resnet50_8xb32_100e_in1k.py',
+     'model.distill_stages.0.connector.type=CrossAttnProjector',
+     r"model\.distill_stages\[0\]\.connector: unknown type 'CrossAttnProjector'"),
+], ids=['train_classifier_backbone', 'test_distiller_student_backbone',
+        'train_distiller_connector'])
+def test_tools_check_model_types_before_building(tool, config, option, words,
+                                                 tmp_path: Path) -> None:
+    """A misspelt nested type stops the tool before the Runner builds (no weights fetched)."""
+    ckpt = tmp_path / 'student.pth'
+    ckpt.write_bytes(b'')
+    spec = importlib.util.spec_from_file_location(f'{tool}_tool', ROOT / f'tools/{tool}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = [str(ROOT / config)] + ([str(ckpt)] if tool == 'test' else [])
+    argv += ['--work-dir', str(tmp_path / 'work'), '--cfg-options', option]
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    assert isinstance(exc.value.code, str)
+    assert re.search(rf'tools/{tool}\.py: error: {words}', exc.value.code), exc.value.code
+    assert not (tmp_path / 'work').exists()  # nothing was built or written
+
+
+def test_type_suggestions_are_case_insensitive_and_list_all() -> None:
+    from mmscalekd.registry import TRANSFORMS, close_type_names, registered_names
+    assert close_type_names('resnet', MODELS)[0] == 'ResNet'
+    assert close_type_names('mmpretrain.SwinTransformr', MODELS)[0] == 'SwinTransformer'
+    names = registered_names(MODELS)
+    # our own modules, mmpretrain's and MMEngine's (the parents) are all listed
+    assert {'ScaleKDDistiller', 'ResNet', 'BaseDataPreprocessor'} <= set(names)
+    assert 'PackInputs' in registered_names(TRANSFORMS) and 'PackInputs' not in names
+
+
+@pytest.mark.parametrize('config', sorted(
+    str(p.relative_to(ROOT)) for folder in ('configs/scalekd', 'configs/ssld', 'configs/demo',
+                                            'tests/data/configs')
+    for p in (ROOT / folder).glob('*.py')))
+def test_shipped_configs_pass_the_type_check(config: str) -> None:
+    """No false alarm: every type of our configs' models resolves (init_cfg, augments, ...)."""
+    from mmengine.config import Config
+
+    from mmscalekd.registry import check_model_config
+    check_model_config(Config.fromfile(str(ROOT / config)))

@@ -14,7 +14,7 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from mmscalekd.registry import MODELS
+from mmscalekd.registry import MODELS, build_checked, check_types
 
 from ..teachers import BaseTeacher
 from ..teachers.base_teacher import TeacherTargets
@@ -138,7 +138,8 @@ class ScaleKDDistiller(BaseModel):
         self.inference_mode_targets = inference_mode_targets
         self.teacher_train_mode = bool(teacher_train_mode)
 
-        self.student = MODELS.build(student) if isinstance(student, dict) else student
+        self.student = (build_checked(MODELS, student, 'ScaleKDDistiller.student')
+                        if isinstance(student, dict) else student)
         for part in ('backbone', 'head'):
             if getattr(self.student, part, None) is None:
                 raise TypeError(f'student must be an ImageClassifier-like model with a '
@@ -154,7 +155,8 @@ class ScaleKDDistiller(BaseModel):
         if getattr(self.data_preprocessor, '_enable_normalize', mean is not None):
             self.teacher.set_student_normalization(mean, std)
 
-        self.logit_loss = MODELS.build(logit_loss) if logit_loss is not None else None
+        self.logit_loss = (build_checked(MODELS, logit_loss, 'ScaleKDDistiller.logit_loss')
+                           if logit_loss is not None else None)
         if self.label_free and self.logit_loss is None:
             warnings.warn('label_free=True with logit_loss=None: the student head receives '
                           'no gradient, which breaks DDP without find_unused_parameters.')
@@ -176,13 +178,8 @@ class ScaleKDDistiller(BaseModel):
     @staticmethod
     def _build_teacher(teacher: Union[dict, BaseTeacher]) -> BaseTeacher:
         if isinstance(teacher, dict):
-            try:
-                teacher = MODELS.build(teacher)
-            except KeyError as err:
-                if 'registry' not in str(err):
-                    raise
-                raise KeyError(f'unknown teacher type {teacher.get("type")!r} ({err}); use one '
-                               f'of the teacher adapters {_teacher_types()}') from err
+            teacher = build_checked(MODELS, teacher, 'ScaleKDDistiller.teacher',
+                                    hint=f'Teacher adapters: {_teacher_types()}.')
         if not isinstance(teacher, BaseTeacher):
             raise TypeError(f'teacher must be a teacher adapter ({_teacher_types()}), got '
                             f'{type(teacher).__name__}; wrap a classifier as '
@@ -267,7 +264,7 @@ class ScaleKDDistiller(BaseModel):
                                  f'student backbone gives {len(taps)} output(s) of shapes '
                                  f'{taps} at input size {self.input_size}')
             tap = taps[idx]
-            loss = MODELS.build(stage['loss'])
+            loss = build_checked(MODELS, stage['loss'], f'distill_stages[{name!r}].loss')
             self.distill_losses[name] = loss
             alphas = getattr(loss, 'alpha', None)
             views = getattr(loss, 'views', None)
@@ -279,6 +276,7 @@ class ScaleKDDistiller(BaseModel):
             conn = stage['connector']
             if not isinstance(conn, dict):
                 raise TypeError(f'stage {name!r}: connector must be a config dict')
+            check_types(conn, f'distill_stages[{name!r}].connector')
             # --- student side
             c_in = conn.get('in_channels')
             s_hw = _hw(conn.get('student_hw')) if conn.get('student_hw') is not None else None

@@ -17,7 +17,7 @@ from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
-from mmscalekd.registry import MODELS
+from mmscalekd.registry import MODELS, build_checked
 
 _REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://', 'torchvision://',
                     'mmcls://', 'openmmlab://', 'modelzoo://', 'pavi://')
@@ -126,7 +126,7 @@ class BaseTeacher(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(model, dict):
-            model = MODELS.build(model)
+            model = build_checked(MODELS, model, f'{type(self).__name__}.model')
         if not isinstance(model, nn.Module):
             raise TypeError(f'model must be a config dict or an nn.Module, got {type(model)}')
         if checkpoint is not None and not isinstance(checkpoint, str):
