@@ -6,11 +6,13 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
@@ -172,6 +174,7 @@ class ScaleKDDistiller(BaseModel):
         self.connectors = nn.ModuleDict()
         self.distill_losses = nn.ModuleDict()
         self._build_stage_modules()
+        self._first_step_checked = False  # label_free: say once if labels are ignored
         self.train()
 
     # ----------------------------------------------------------------- build
@@ -437,6 +440,13 @@ class ScaleKDDistiller(BaseModel):
         """
         if not self.label_free:
             self._labeled_indices(data_samples)  # fail before any compute
+        elif not self._first_step_checked and data_samples and all(
+                'gt_label' in ds for ds in data_samples):
+            print_log('ScaleKDDistiller: label_free=True, but every sample of the first batch '
+                      'carries a ground-truth label; the labels are ignored (no label term). '
+                      'Set label_free=False to train on them too.', logger='current',
+                      level=logging.WARNING)
+        self._first_step_checked = True
         student = self.student
         feats = student.extract_feat(inputs, stage='backbone')
         if isinstance(feats, Tensor):
