@@ -22,6 +22,9 @@ from typing import Dict, List
 
 import yaml
 
+# Run from a checkout without installing: put the repository root on the path.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
 _MODEL_KEYS = ('Name', 'In Collection', 'Metadata', 'Results', 'Config', 'Weights')
 _RESULT_KEYS = ('Task', 'Dataset', 'Metrics')
 
