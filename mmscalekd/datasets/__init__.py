@@ -1,6 +1,10 @@
-"""Datasets: unlabeled image folders and labeled+unlabeled concatenation (SSLD)."""
+"""Datasets: unlabeled image folders, labeled+unlabeled concatenation (SSLD), transforms."""
 from .labeled_unlabeled_dataset import LabeledUnlabeledDataset
 from .samplers import ResumableSampler
+from .transforms import LoadImageFromFileOrSkip
 from .unlabeled_image_folder import UnlabeledImageFolder
 
-__all__ = ['LabeledUnlabeledDataset', 'UnlabeledImageFolder', 'ResumableSampler']
+__all__ = [
+    'LabeledUnlabeledDataset', 'UnlabeledImageFolder', 'ResumableSampler',
+    'LoadImageFromFileOrSkip'
+]

@@ -14,7 +14,7 @@ data_preprocessor = dict(
 )
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileOrSkip'),  # a corrupt image: warn, count, draw another
     dict(type='RandomResizedCrop', scale=224),  # 224^2 inputs (spec §8.2)
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),

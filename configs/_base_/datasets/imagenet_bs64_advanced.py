@@ -21,7 +21,7 @@ bgr_mean = [103.53, 116.28, 123.675]
 bgr_std = [57.375, 57.12, 58.395]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileOrSkip'),  # a corrupt image: warn, count, draw another
     # 224^2, bicubic through pillow (spec §8.2 "RRC bicubic")
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
