@@ -33,6 +33,8 @@ def test_quick_demo_writes_table_json_and_plot(tmp_path) -> None:
         assert 0.0 <= run['top1'] <= 100.0
         assert run['params'] > 0 and run['wall_s'] > 0
         assert run['iters'] == 6 and run['curve']  # validated during training
+        steps = [step for step, _ in run['curve']]
+        assert steps[0] > 0 and steps[-1] == 6  # logged by iteration, not by epoch
     # The distilled runs train the same student as the labels-only run.
     assert runs[('cnn', 'scalekd')]['params'] == runs[('cnn', 'labels')]['params']
     table = (work_dir / 'results.md').read_text()

@@ -28,10 +28,10 @@ from typing import Any, Dict, List, Optional
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-STUDENTS = {'cnn': 'resnet18-w16', 'mlp': 'mixer-t4'}
+STUDENTS = {'cnn': 'resnet18-w8', 'mlp': 'mixer-t4'}
 STUDENT_NAMES = {
-    'cnn': 'ResNet-18 (CIFAR stem, width 16)',
-    'mlp': 'MLP-Mixer (6 blocks, width 128)'
+    'cnn': 'ResNet-18 (CIFAR stem, width 8)',
+    'mlp': 'MLP-Mixer (4 blocks, width 64)'
 }
 METHODS = ['labels', 'kd', 'scalekd', 'ssld']
 METHOD_NAMES = {
@@ -58,7 +58,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--pool', type=int, default=None,
                         help='training images the teacher sees (default 60000; quick: 400)')
     parser.add_argument('--iters', type=int, default=None,
-                        help='optimizer steps per run (default: the configs\' 1500; quick: 6)')
+                        help='optimizer steps per run (default: the configs\' 500; quick: 6)')
     parser.add_argument('--val-size', type=int, default=None,
                         help='test images used for evaluation (default all 10000; quick: 200)')
     parser.add_argument('--teacher-ckpt', default=TEACHER_CKPT,

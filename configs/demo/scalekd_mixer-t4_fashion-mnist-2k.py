@@ -1,16 +1,16 @@
 # CPU demo, (c) ScaleKD: CAP + DFM + TPP + logit KD, label term on the labeled images only.
-# MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 128, 6 blocks) with ScaleKD's taps:
-# s3 = block 3, s4 = block 5 before the final norm (both 128 x 7 x 7), plus the normed output for the head.
+# MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 64, 4 blocks) with ScaleKD's taps:
+# s3 = block 2, s4 = block 3 before the final norm (both 64 x 7 x 7), plus the normed output for the head.
 # Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
-    backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=128, num_layers=6,
-                  tokens_mlp_dims=64, channels_mlp_dims=256), img_size=28, patch_size=4,
-                  patch_cfg=dict(in_channels=1), out_indices=(3, 5)),
+    backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=64, num_layers=4,
+                  tokens_mlp_dims=32, channels_mlp_dims=256), img_size=28, patch_size=4,
+                  patch_cfg=dict(in_channels=1), out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=128,
+    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
               loss=dict(type='CrossEntropyLoss')))
 
 teacher = dict(
@@ -35,12 +35,12 @@ model = dict(
         # Proxy path (TPP): student s3 -> CAP -> teacher's last block -> compared with the
         # teacher's final 4x4 token map; alpha = official ScaleKD DFM weights (spec §4).
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=128, embed_dims=128,
+             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
                             student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         # Original path: student s4 -> CAP whose queries are the TPP outputs.
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=128, embed_dims=128,
+             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
                             student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0,
                             learnable_query=False),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),

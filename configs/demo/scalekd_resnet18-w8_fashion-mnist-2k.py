@@ -1,15 +1,15 @@
 # CPU demo, (c) ScaleKD: CAP + DFM + TPP + logit KD, label term on the labeled images only.
-# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 16, 1 input channel.
-# Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (64 x 7 x 7), s4 = layer4 (128 x 4 x 4).
+# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, 1 input channel.
+# Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (32 x 7 x 7), s4 = layer4 (64 x 4 x 4).
 # Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels=1, stem_channels=16, base_channels=16,
+    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels=1, stem_channels=8, base_channels=8,
                   out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=128,
+    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
               loss=dict(type='CrossEntropyLoss')))
 
 teacher = dict(
@@ -34,12 +34,12 @@ model = dict(
         # Proxy path (TPP): student s3 -> CAP -> teacher's last block -> compared with the
         # teacher's final 4x4 token map; alpha = official ScaleKD DFM weights (spec §4).
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
+             connector=dict(type='CrossAttentionProjector', in_channels=32, embed_dims=128,
                             student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         # Original path: student s4 -> CAP whose queries are the TPP outputs.
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=128, embed_dims=128,
+             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
                             student_hw=(4, 4), query_hw=(4, 4), num_heads=4, softmax_scale=1.0,
                             learnable_query=False),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),

@@ -1,16 +1,16 @@
 # CPU demo, (d) SSLD: symmetric KL to the teacher's predictions on all images, no label anywhere.
-# MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 128, 6 blocks) with ScaleKD's taps:
-# s3 = block 3, s4 = block 5 before the final norm (both 128 x 7 x 7), plus the normed output for the head.
+# MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 64, 4 blocks) with ScaleKD's taps:
+# s3 = block 2, s4 = block 3 before the final norm (both 64 x 7 x 7), plus the normed output for the head.
 # Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
-    backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=128, num_layers=6,
-                  tokens_mlp_dims=64, channels_mlp_dims=256), img_size=28, patch_size=4,
-                  patch_cfg=dict(in_channels=1), out_indices=(3, 5)),
+    backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=64, num_layers=4,
+                  tokens_mlp_dims=32, channels_mlp_dims=256), img_size=28, patch_size=4,
+                  patch_cfg=dict(in_channels=1), out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=128,
+    head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
               loss=dict(type='CrossEntropyLoss')))
 
 teacher = dict(

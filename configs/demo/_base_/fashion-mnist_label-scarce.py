@@ -10,8 +10,8 @@ num_classes = 10
 num_labeled = 2000
 num_pool = 60000
 batch_size = 64
-max_iters = 1500
-val_interval = 300
+max_iters = 500
+val_interval = 100
 
 fmnist_train = dict(type='FashionMNIST', data_root=data_root, split='train', download=False,
                     pipeline=[dict(type='PackInputs')])
@@ -41,8 +41,8 @@ data_preprocessor = dict(type='MixedLabelClsDataPreprocessor', num_classes=num_c
 
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, T_max=max_iters - 100,
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, T_max=max_iters - 50,
          eta_min=1e-5),
 ]
 train_cfg = dict(by_epoch=False, max_iters=max_iters, val_interval=val_interval)
@@ -51,7 +51,7 @@ test_cfg = dict()
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
+    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
