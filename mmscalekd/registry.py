@@ -200,7 +200,7 @@ def build_checked(registry: Registry, cfg: dict, where: str, hint: str = '',
     return registry.build(cfg, **kwargs)
 
 
-def check_model_config(cfg: Any) -> None:
+def check_model_config(cfg: Any, where: str = 'model') -> None:
     """:func:`check_types` on a Runner config's ``model`` and ``data_preprocessor``.
 
     Used by ``tools/train.py`` and ``tools/test.py`` before the Runner builds anything. A
@@ -209,11 +209,13 @@ def check_model_config(cfg: Any) -> None:
 
     Args:
         cfg (Any): The Runner config (a ``Config`` or dict).
+        where (str): Name of ``cfg.model`` in messages, e.g. ``'model.student'`` when a
+            distiller config's student was put in its place. Defaults to ``'model'``.
 
     Raises:
         UnknownTypeError: For an unknown type, e.g. at ``'model.student.backbone'``.
     """
     if cfg.get('default_scope', 'mmscalekd') not in (None, 'mmscalekd'):
         return
-    check_types(cfg.get('model'), 'model')
+    check_types(cfg.get('model'), where)
     check_types(cfg.get('data_preprocessor'), 'data_preprocessor')

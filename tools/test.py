@@ -139,11 +139,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    try:
-        check_model_config(cfg)  # a misspelt nested type fails here, with suggestions
+    is_distiller = 'student' in cfg.model and 'teacher' in cfg.model
+    cfg.model = student_model_cfg(cfg.model, cfg.get('data_preprocessor'))
+    try:  # only the student is built: a misspelt type in it fails here, with suggestions
+        check_model_config(cfg, 'model.student' if is_distiller else 'model')
     except UnknownTypeError as err:
         sys.exit(f'tools/test.py: error: {err}')
-    cfg.model = student_model_cfg(cfg.model, cfg.get('data_preprocessor'))
     cfg.load_from = None  # loaded below, with the student prefix handled
     cfg.resume = False
     cfg = adapt_cfg_to_device(cfg)
