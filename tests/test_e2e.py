@@ -29,6 +29,8 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.structures import DataSample
 
@@ -221,3 +223,199 @@ def test_test_tool_scores_distiller_and_student_alike(distilled: SimpleNamespace
         torch.testing.assert_close(d['pred_score'], s['pred_score'])
     correct = sum(int(p['pred_label']) == int(p['gt_label']) for p in preds['s'])
     assert m_student['accuracy/top1'] == pytest.approx(100 * correct / NUM_IMAGES)
+
+
+# ----------------------------------------------------------------- issue 7
+def _backbone_weights(path: Path) -> Dict[str, torch.Tensor]:
+    state = safe_torch_load(path)['state_dict']
+    assert state and all(k.startswith('backbone.') for k in state)
+    return {k[len('backbone.'):]: v for k, v in state.items()}
+
+
+def _downstream_cfg(path: Path, checkpoint: Path, options: Dict[str, object]) -> Config:
+    """One of our downstream configs with the tiny student's backbone and the given overrides."""
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.backbone.type == 'mmpretrain.ResNetV1d'
+    assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+    assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
+    cfg.merge_from_dict({
+        **{f'model.backbone.{k}': v for k, v in TINY_BACKBONE.items()},
+        'model.backbone.init_cfg.checkpoint': str(checkpoint),
+        **options,
+    })
+    return cfg
+
+
+def _check_backbone_loaded(model: torch.nn.Module, distilled: SimpleNamespace) -> None:
+    """After init_weights() the backbone holds the distilled student's backbone, exactly."""
+    expected = _backbone_weights(distilled.backbone)
+    trained = safe_torch_load(distilled.ckpt)['state_dict']
+    got = model.backbone.state_dict()
+    assert set(got) == set(expected)
+    for name, value in got.items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+        torch.testing.assert_close(value, trained[f'student.backbone.{name}'], rtol=0, atol=0)
+
+
+def _check_backbone_grads(model: torch.nn.Module, frozen: tuple = ()) -> None:
+    grads = {n: p.grad for n, p in model.backbone.named_parameters()}
+    for name, grad in grads.items():
+        if name.startswith(frozen):
+            assert grad is None, name
+        else:
+            assert grad is not None and torch.isfinite(grad).all(), name
+    assert grads['layer4.1.conv2.weight'].abs().sum() > 0
+    assert grads['layer2.0.conv1.weight'].abs().sum() > 0
+
+
+def _write_coco(root: Path, num: int = 2, hw: tuple = (120, 160)) -> None:
+    """``num`` images, each with one box and a polygon mask (a triangle) of a 'person'."""
+    rng = np.random.default_rng(1)
+    (root / 'imgs').mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(num):
+        img = rng.integers(0, 80, (*hw, 3), dtype=np.uint8)
+        x0, y0, w, h = 24 + 10 * i, 20, 80, 60
+        poly = [x0, y0 + h, x0 + w / 2, y0, x0 + w, y0 + h]  # a triangle inside the box
+        cv2.fillPoly(img, [np.array(poly, np.int32).reshape(-1, 2)], (200, 180, 160))
+        cv2.imwrite(str(root / 'imgs' / f'{i}.jpg'), img)
+        images.append(dict(id=i + 1, file_name=f'{i}.jpg', height=hw[0], width=hw[1]))
+        annotations.append(dict(id=i + 1, image_id=i + 1, category_id=1, bbox=[x0, y0, w, h],
+                                area=w * h / 2, segmentation=[poly], iscrowd=0))
+    (root / 'ann.json').write_text(json.dumps(dict(
+        images=images, annotations=annotations,
+        categories=[dict(id=1, name='person', supercategory='person')])))
+
+
+def _write_ade(root: Path, num: int = 2, hw: tuple = (80, 96)) -> None:
+    """ADE20K layout: images/training/*.jpg and annotations/training/*.png (0 = ignored)."""
+    rng = np.random.default_rng(2)
+    (root / 'images/training').mkdir(parents=True)
+    (root / 'annotations/training').mkdir(parents=True)
+    for i in range(num):
+        label = np.zeros(hw, np.uint8)
+        label[:, : hw[1] // 3] = 1
+        label[:, hw[1] // 3: 2 * hw[1] // 3] = 2
+        label[hw[0] // 2:, 2 * hw[1] // 3:] = 3  # top-right quarter stays 0 (ignored)
+        img = (label[..., None] * 60 + rng.integers(0, 40, (*hw, 3))).astype(np.uint8)
+        cv2.imwrite(str(root / f'images/training/{i}.jpg'), img)
+        cv2.imwrite(str(root / f'annotations/training/{i}.png'), label)
+
+
+def _first(pipeline: list, type_name: str) -> dict:
+    return next(step for step in pipeline if step['type'] == type_name)
+
+
+@needs_mmcv_ops
+def test_mask_rcnn_from_downstream_config_loads_student_and_trains(
+        distilled: SimpleNamespace) -> None:
+    import mmdet.models  # noqa: F401
+    from mmdet.utils import register_all_modules
+    data_root = distilled.root / 'coco'
+    _write_coco(data_root)
+    cfg = _downstream_cfg(MMDET_CFG, distilled.backbone, {
+        'model.neck.in_channels': TINY_WIDTHS,
+        'model.test_cfg.rcnn.score_thr': 0.0,  # random heads: keep the boxes so masks run
+    })
+    for split in ('train_dataloader', 'val_dataloader'):
+        dataset = cfg[split].dataset
+        dataset.update(data_root=str(data_root), ann_file='ann.json',
+                       data_prefix=dict(img='imgs/'))
+        # 160x120 images -> 128x96 (the config's (1333, 800) would upscale them).
+        _first(dataset.pipeline, 'Resize').scale = (128, 96)
+
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        from mmdet.registry import DATASETS
+        from mmdet.registry import MODELS as DET_MODELS
+        model = DET_MODELS.build(cfg.model)
+        assert type(model).__name__ == 'MaskRCNN'
+        assert type(model.backbone).__module__.startswith('mmpretrain')
+        model.init_weights()
+        _check_backbone_loaded(model, distilled)
+
+        train_set = DATASETS.build(cfg.train_dataloader.dataset)
+        val_set = DATASETS.build(cfg.val_dataloader.dataset)
+        assert len(train_set) == len(val_set) == 2
+        model.train()
+        data = model.data_preprocessor(pseudo_collate([train_set[0], train_set[1]]), True)
+        assert data['inputs'].shape == (2, 3, 96, 128)
+        gt = data['data_samples'][0].gt_instances
+        assert len(gt.bboxes) == 1 and gt.masks.masks.shape[-2:] == (96, 128)
+        losses = model(**data, mode='loss')
+        loss, log_vars = model.parse_losses(losses)
+        for key in ('loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_mask'):
+            assert math.isfinite(log_vars[key]), key
+        assert torch.isfinite(loss)
+        loss.backward()
+        # frozen_stages=1 (the config's): stem and layer1 get no gradient, the rest do.
+        _check_backbone_grads(model, frozen=('stem.', 'layer1.'))
+
+        model.eval()
+        with torch.no_grad():
+            (pred, ) = model.test_step(pseudo_collate([val_set[0]]))
+    instances = pred.pred_instances
+    assert pred.ori_shape == (120, 160)  # predictions are mapped back to the image
+    assert len(instances.bboxes) > 0 and instances.bboxes.shape[-1] == 4
+    assert instances.masks.shape == (len(instances.bboxes), 120, 160)
+    assert torch.isfinite(instances.scores).all()
+
+
+@needs_mmcv_ops
+def test_upernet_from_downstream_config_loads_student_and_trains(
+        distilled: SimpleNamespace) -> None:
+    import mmseg.models  # noqa: F401
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.utils import register_all_modules
+    data_root = distilled.root / 'ade'
+    _write_ade(data_root)
+    cfg = _downstream_cfg(MMSEG_CFG, distilled.backbone, {
+        'model.data_preprocessor.size': (64, 64),
+        'model.decode_head.in_channels': TINY_WIDTHS,
+        'model.decode_head.channels': 16,
+        'model.auxiliary_head.in_channels': TINY_WIDTHS[2],
+        'model.auxiliary_head.channels': 16,
+    })
+    for split in ('train_dataloader', 'val_dataloader'):
+        cfg[split].dataset.data_root = str(data_root)
+        cfg[split].dataset.data_prefix = dict(img_path='images/training',
+                                              seg_map_path='annotations/training')
+    train_pipeline = cfg.train_dataloader.dataset.pipeline
+    _first(train_pipeline, 'RandomResize').scale = (128, 64)  # was (2048, 512)
+    _first(train_pipeline, 'RandomCrop').crop_size = (64, 64)  # was (512, 512)
+    _first(cfg.val_dataloader.dataset.pipeline, 'Resize').scale = (128, 64)
+
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        from mmseg.registry import DATASETS
+        from mmseg.registry import MODELS as SEG_MODELS
+        # The Runner turns SyncBN into BN when it runs without a process group; so does this.
+        model = revert_sync_batchnorm(SEG_MODELS.build(cfg.model))
+        assert type(model).__name__ == 'EncoderDecoder'
+        assert type(model.backbone).__module__.startswith('mmpretrain')
+        model.init_weights()
+        _check_backbone_loaded(model, distilled)
+
+        train_set = DATASETS.build(cfg.train_dataloader.dataset)
+        val_set = DATASETS.build(cfg.val_dataloader.dataset)
+        assert len(train_set) == len(val_set) == 2
+        model.train()
+        data = model.data_preprocessor(pseudo_collate([train_set[0], train_set[1]]), True)
+        assert data['inputs'].shape == (2, 3, 64, 64)
+        labels = data['data_samples'][0].gt_sem_seg.data
+        assert labels.shape == (1, 64, 64)
+        assert set(labels.unique().tolist()) <= {0, 1, 2, 255}  # reduce_zero_label: 0 -> 255
+        losses = model(**data, mode='loss')
+        loss, log_vars = model.parse_losses(losses)
+        assert math.isfinite(log_vars['decode.loss_ce']) and math.isfinite(log_vars['aux.loss_ce'])
+        assert torch.isfinite(loss)
+        loss.backward()
+        _check_backbone_grads(model)  # nothing frozen in the UperNet config
+
+        model.eval()
+        with torch.no_grad():
+            (pred, ) = model.test_step(pseudo_collate([val_set[0]]))
+    assert pred.ori_shape == (80, 96)
+    assert pred.pred_sem_seg.data.shape == (1, 80, 96)
+    assert pred.seg_logits.data.shape == (150, 80, 96)
+    assert 0 <= int(pred.pred_sem_seg.data.min()) and int(pred.pred_sem_seg.data.max()) < 150
