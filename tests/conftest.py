@@ -26,3 +26,14 @@ def _seed_everything() -> None:
 @pytest.fixture
 def device() -> torch.device:
     return torch.device(DEVICE)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Tests that build mmdet/mmseg models switch the default scope; switch it back."""
+    yield
+    from mmengine.registry import DefaultScope
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name != 'mmscalekd':
+        import uuid
+        DefaultScope.get_instance(f'mmscalekd-test-{uuid.uuid4().hex}', scope_name='mmscalekd')
