@@ -161,8 +161,8 @@ def test_downstream_model_builds(path):
             from mmdet.registry import MODELS
         else:
             from mmseg.registry import MODELS
-        model_cfg = cfg.model.to_dict()
-        model_cfg['backbone'].pop('init_cfg')  # no checkpoint download
+        model_cfg = copy.deepcopy(cfg.model)  # a ConfigDict: mmdet reads train_cfg.rpn
+        model_cfg.backbone.pop('init_cfg')  # no checkpoint download
         model = MODELS.build(model_cfg)
         assert type(model.backbone).__module__.startswith('mmpretrain')
     finally:
