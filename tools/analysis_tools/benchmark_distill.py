@@ -231,15 +231,7 @@ def make_parts(model, optim_wrapper, x: Tensor, samples: list,
             for stage in stages:
                 if stage['tpp']:
                     continue
-                f = leaf_feats[stage['student_index']]
-                preds = {}
-                for view in stage['views']:
-                    conn = model.connectors[f'{stage["name"]}_{view}']
-                    if stage['query_from'] is not None:
-                        q = queries[(stage['query_from'], view)]
-                        preds[view] = conn(f, query=q.flatten(2).transpose(1, 2))
-                    else:
-                        preds[view] = conn(f)
+                preds = model._project_views(stage, leaf_feats[stage['student_index']], queries)
                 out = model.distill_losses[stage['name']](preds.get('spatial'),
                                                           preds.get('freq'), target)
                 total = total + sum(out.values())

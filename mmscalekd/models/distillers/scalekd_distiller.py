@@ -426,6 +426,29 @@ class ScaleKDDistiller(BaseModel):
             return dict(zip(views, z.split(x.shape[0], dim=0)))
         return {view: self.teacher.forward_last_stage(t) for view, t in zip(views, tokens)}
 
+    def _project_views(self, stage: dict, x: Tensor,
+                       queries: Dict[Tuple[str, str], Tensor]) -> Dict[str, Tensor]:
+        """Connector outputs of a stage without TPP, one per view.
+
+        Args:
+            stage (dict): A parsed stage (``tpp`` False).
+            x (Tensor): The student tap ``(B, C_s, H_s, W_s)``.
+            queries (dict): TPP outputs ``(B, C_t, H_q, W_q)`` keyed by ``(stage, view)``;
+                used when the stage has ``query_from``.
+
+        Returns:
+            dict[str, Tensor]: ``view -> (B, H_q*W_q, C_t)``.
+        """
+        preds: Dict[str, Tensor] = {}
+        for view in stage['views']:
+            conn = self.connectors[f'{stage["name"]}_{view}']
+            if stage['query_from'] is not None:
+                q = queries[(stage['query_from'], view)]
+                preds[view] = conn(x, query=q.flatten(2).transpose(1, 2))
+            else:
+                preds[view] = conn(x)
+        return preds
+
     def loss(self, inputs: Tensor, data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """Compute every loss term of one step.
 
@@ -465,17 +488,11 @@ class ScaleKDDistiller(BaseModel):
         for stage in self.stages:
             name = stage['name']
             x = feats[stage['student_index']]
-            preds: Dict[str, Tensor] = {}
             if stage['tpp']:
                 preds = self._tpp_views(stage, x)
                 queries.update({(name, view): z for view, z in preds.items()})
-            for view in () if stage['tpp'] else stage['views']:
-                conn = self.connectors[f'{name}_{view}']
-                if stage['query_from'] is not None:
-                    q = queries[(stage['query_from'], view)]
-                    preds[view] = conn(x, query=q.flatten(2).transpose(1, 2))
-                else:
-                    preds[view] = conn(x)
+            else:
+                preds = self._project_views(stage, x, queries)
             stage_losses = self.distill_losses[name](preds.get('spatial'), preds.get('freq'),
                                                      target)
             for view, value in stage_losses.items():
