@@ -468,6 +468,9 @@ def test_partial_label_training_on_labeled_plus_unlabeled_batches(tmp_path):
                 dict(type='PackInputs')]
     cfg = Config(dict(
         default_scope='mmscalekd', work_dir=str(tmp_path / 'work'),
+        # A unique name: runners built in the same second otherwise share one MessageHub,
+        # and this test reads the hub's loss history.
+        experiment_name=f'partial_labels_{tmp_path.name}',
         model=dict(
             type='ScaleKDDistiller',
             student=dict(type='ImageClassifier',
