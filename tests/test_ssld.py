@@ -151,6 +151,29 @@ def test_labeled_unlabeled_mixed_batches(folder, tmp_path):
     assert all('gt_label' not in s and s.has_label is False for s in out['data_samples'])
 
 
+
+def test_labeled_repeat_oversamples_the_labeled_set(folder, tmp_path):
+    labeled = dict(type='CustomDataset', data_root=str(_labeled_folder(tmp_path)))
+    unlabeled = dict(data_root=str(folder))
+    ds = LabeledUnlabeledDataset(labeled, unlabeled, pipeline=PIPELINE, labeled_repeat=3)
+    assert (len(ds), ds.num_labeled, ds.num_unlabeled) == (12, 9, 3)
+    assert [ds.has_label(i) for i in range(12)] == [True] * 9 + [False] * 3
+    # repeat k of labeled sample j is the same sample: same file, same label
+    first = [ds.get_data_info(i) for i in range(3)]
+    for i in range(3, 9):
+        info = ds.get_data_info(i)
+        assert info['img_path'] == first[i % 3]['img_path']
+        assert info['gt_label'] == first[i % 3]['gt_label']
+    assert ds.get_data_info(9)['img_path'].endswith('a.png')
+    assert 'gt_label' not in ds.get_data_info(9)
+    assert ds[-1]['data_samples'].has_label is False
+    assert int(ds[7]['data_samples'].gt_label) == int(ds[1]['data_samples'].gt_label)
+    with pytest.raises(IndexError):
+        ds.get_data_info(12)
+    for bad in (0, -1, 1.5, True, '2'):
+        with pytest.raises(ValueError, match='labeled_repeat'):
+            LabeledUnlabeledDataset(labeled, unlabeled, pipeline=PIPELINE, labeled_repeat=bad)
+
 # ----------------------------------------------------------------------------- mining tool
 sys.path.insert(0, osp.join(REPO, 'tools', 'ssld'))
 import mine_unlabeled as mu  # noqa: E402

@@ -36,7 +36,8 @@ def _build(cfg: Union[dict, Dataset], pipeline: Optional[Sequence], default_type
 class LabeledUnlabeledDataset(Dataset):
     """Concatenation of a labeled dataset and an unlabeled one.
 
-    Indices ``[0, len(labeled))`` are the labeled samples, the rest the
+    Indices ``[0, labeled_repeat * len(labeled))`` are the labeled samples
+    (the labeled dataset repeated ``labeled_repeat`` times), the rest the
     unlabeled ones. The same pipeline is applied to both (when ``pipeline`` is
     given it replaces the sub-configs' pipelines). ``metainfo`` (classes) comes
     from the labeled dataset. Every packed sample's ``DataSample`` carries a
@@ -49,6 +50,15 @@ class LabeledUnlabeledDataset(Dataset):
     label-free SSLD, whose distiller never reads labels) or use
     ``MixedLabelClsDataPreprocessor`` as the model's data preprocessor.
 
+    Label-scarce batches: with a few labeled images in a large pool, a
+    uniformly shuffled batch holds almost no labeled sample (2k labels in a
+    60k pool: ~2 of 64), so the label term of a ``partial_labels`` distiller is
+    an average over one or two samples: a very noisy gradient. ``labeled_repeat``
+    oversamples the labeled set so that a chosen share of every batch is
+    labeled (``labeled_repeat = len(unlabeled) // len(labeled)`` gives about
+    half), the usual practice in semi-supervised training. It works with any
+    sampler, DDP included.
+
     Args:
         labeled (dict | Dataset): Labeled dataset config (e.g. ``ImageNet``,
             ``CustomDataset``) or a built dataset.
@@ -58,6 +68,8 @@ class LabeledUnlabeledDataset(Dataset):
             None (each keeps its own).
         keep_labels (bool): Keep ``gt_label`` on labeled samples. False drops
             it, so batches are homogeneous. Defaults to True.
+        labeled_repeat (int): How many times the labeled dataset appears in
+            the concatenation (>= 1). Defaults to 1.
         lazy_init (bool): Accepted for config compatibility with mmengine
             datasets; the sub-datasets follow their own ``lazy_init``.
             Defaults to False.
@@ -68,9 +80,15 @@ class LabeledUnlabeledDataset(Dataset):
                  unlabeled: Union[dict, Dataset],
                  pipeline: Optional[Sequence] = None,
                  keep_labels: bool = True,
+                 labeled_repeat: int = 1,
                  lazy_init: bool = False) -> None:
         if not isinstance(keep_labels, bool):
             raise TypeError(f'keep_labels must be a bool, got {keep_labels!r}')
+        if isinstance(labeled_repeat, bool) or not isinstance(labeled_repeat, int) \
+                or labeled_repeat < 1:
+            raise ValueError(f'labeled_repeat must be an int >= 1 (how many times the labeled '
+                             f'dataset is repeated), got {labeled_repeat!r}')
+        self.labeled_repeat = labeled_repeat
         self.labeled = _build(labeled, pipeline, 'CustomDataset', 'labeled')
         self.unlabeled = _build(unlabeled, pipeline, 'UnlabeledImageFolder', 'unlabeled')
         self.keep_labels = keep_labels
@@ -91,17 +109,15 @@ class LabeledUnlabeledDataset(Dataset):
         for ds in self.datasets:
             if isinstance(ds, MMEngineBaseDataset):
                 ds.full_init()
-        self.cumulative_sizes: List[int] = []
-        total = 0
-        for ds in self.datasets:
-            total += len(ds)
-            self.cumulative_sizes.append(total)
+        labeled_size = len(self.labeled) * self.labeled_repeat
+        self.cumulative_sizes: List[int] = [labeled_size, labeled_size + len(self.unlabeled)]
         self._fully_initialized = True
 
     @property
     def num_labeled(self) -> int:
-        """Number of labeled samples (they come first)."""
-        return len(self.labeled)
+        """Number of labeled indices (they come first), repeats included."""
+        self.full_init()
+        return self.cumulative_sizes[0]
 
     @property
     def num_unlabeled(self) -> int:
@@ -125,7 +141,10 @@ class LabeledUnlabeledDataset(Dataset):
         ds_idx = bisect.bisect_right(self.cumulative_sizes, idx)
         if ds_idx >= len(self.datasets):
             raise IndexError(f'index {idx} out of range for length {len(self)}')
-        sample_idx = idx if ds_idx == 0 else idx - self.cumulative_sizes[ds_idx - 1]
+        if ds_idx == 0:
+            sample_idx = idx % len(self.labeled)
+        else:
+            sample_idx = idx - self.cumulative_sizes[ds_idx - 1]
         return ds_idx, sample_idx
 
     def get_data_info(self, idx: int) -> dict:
