@@ -56,6 +56,8 @@ def _load_demo():
     (['--labels', '0'], '--labels must be positive'),
     (['--labels', '500', '--pool', '100'], 'need --labels <= --pool'),
     (['--val-size', '20000'], '--val-size must be <= 10000'),
+    (['--val-size', '500', '--curve-size', '600'], '--curve-size must be <= --val-size (500)'),
+    (['--curve-size', '0'], '--curve-size must be positive'),
     (['--methods', 'distill'], 'invalid choice'),
 ])
 def test_demo_rejects_bad_options(args, message, capsys) -> None:
@@ -71,4 +73,26 @@ def test_demo_defaults_and_quick_settings() -> None:
     full, quick = demo.parse_args([]), demo.parse_args(['--quick'])
     assert (full.labels, full.pool, full.val_size, full.iters) == (2000, 60000, 10000, None)
     assert (quick.labels, quick.pool, quick.val_size, quick.iters) == (100, 400, 200, 6)
+    assert (full.curve_size, quick.curve_size, full.seed) == (2000, 200, 0)
     assert set(full.methods) == {'labels', 'kd', 'scalekd', 'ssld'}
+
+
+def test_demo_configs_oversample_labels_and_split_val_and_test(tmp_path) -> None:
+    """Mixed-batch runs keep about half of every batch labeled; SSLD sees each image once; the
+    curves use a test subset and the table's number the whole requested test set."""
+    demo = _load_demo()
+    args = demo.parse_args(['--labels', '500', '--pool', '6000', '--val-size', '3000',
+                            '--curve-size', '700', '--seed', '3'])
+    kd = demo.load_config('configs/demo/kd_resnet18-w8_fashion-mnist-2k.py', args, str(tmp_path))
+    ds = kd.train_dataloader.dataset
+    assert (ds.labeled_repeat, ds.labeled.indices, ds.unlabeled.indices) == (12, 500, 6000)
+    assert kd.val_dataloader.dataset.indices == 700
+    assert kd.test_dataloader.dataset.indices == 3000
+    assert kd.randomness.seed == 3
+    ssld = demo.load_config('configs/demo/ssld_resnet18-w8_fashion-mnist-2k.py', args,
+                            str(tmp_path))
+    ds = ssld.train_dataloader.dataset
+    assert (ds.labeled_repeat, ds.keep_labels) == (1, False)
+    labels = demo.load_config('configs/demo/labels_resnet18-w8_fashion-mnist-2k.py', args,
+                              str(tmp_path))
+    assert labels.train_dataloader.dataset.indices == 500

@@ -10,8 +10,10 @@ num_classes = 10
 num_labeled = 2000
 num_pool = 60000
 batch_size = 64
-max_iters = 500
-val_interval = 100
+# 300 steps of 64 = 19.2k images per run: sized so that the whole demo (8 runs) stays under 10 min
+# on 2 CPU cores (measured: README, "The main job").
+max_iters = 300
+val_interval = 60
 
 fmnist_train = dict(type='FashionMNIST', data_root=data_root, split='train', download=False,
                     pipeline=[dict(type='PackInputs')])
@@ -19,10 +21,15 @@ fmnist_train = dict(type='FashionMNIST', data_root=data_root, split='train', dow
 # (a) labels only: the labeled images.
 labeled_train_set = dict(fmnist_train, indices=num_labeled)
 # (b, c) KD and ScaleKD: labeled images (label term) + the pool without labels (teacher terms).
+# The labeled set is repeated num_pool // num_labeled times so that about half of every batch is
+# labeled: shuffled uniformly, a batch of 64 would hold ~2 labeled images (2k in 62k), and the
+# label term, averaged over those, was so noisy that logit KD ended below labels-only (first full
+# demo run: ResNet 72.66 vs 81.07, Mixer 76.11 vs 79.29 top-1).
 mixed_train_set = dict(type='LabeledUnlabeledDataset', labeled=labeled_train_set,
-                       unlabeled=dict(fmnist_train, indices=num_pool), keep_labels=True)
-# (d) SSLD: the same images, no label anywhere.
-unlabeled_train_set = dict(mixed_train_set, keep_labels=False)
+                       unlabeled=dict(fmnist_train, indices=num_pool), keep_labels=True,
+                       labeled_repeat=max(1, num_pool // num_labeled))
+# (d) SSLD: the same images once each (labels dropped), no label anywhere.
+unlabeled_train_set = dict(mixed_train_set, keep_labels=False, labeled_repeat=1)
 
 val_dataloader = dict(
     batch_size=500,
@@ -41,8 +48,8 @@ data_preprocessor = dict(type='MixedLabelClsDataPreprocessor', num_classes=num_c
 
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, T_max=max_iters - 50,
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=30, T_max=max_iters - 30,
          eta_min=1e-5),
 ]
 train_cfg = dict(by_epoch=False, max_iters=max_iters, val_interval=val_interval)
