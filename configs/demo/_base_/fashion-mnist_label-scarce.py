@@ -15,7 +15,10 @@ batch_size = 64
 max_iters = 300
 val_interval = 60
 
+# serialize_data=False: single-process loading (num_workers=0) needs no pickled copy of the data
+# list, and making one (plus MMEngine's gc.collect) cost ~0.6 s per dataset, 4 datasets per run.
 fmnist_train = dict(type='FashionMNIST', data_root=data_root, split='train', download=False,
+                    serialize_data=False,
                     pipeline=[dict(type='PackInputs')])
 
 # (a) labels only: the labeled images.
@@ -35,6 +38,7 @@ val_dataloader = dict(
     batch_size=500,
     num_workers=0,
     dataset=dict(type='FashionMNIST', data_root=data_root, split='test', test_mode=True,
+                 serialize_data=False,
                  download=False, pipeline=[dict(type='PackInputs')]),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
