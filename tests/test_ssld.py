@@ -151,7 +151,6 @@ def test_labeled_unlabeled_mixed_batches(folder, tmp_path):
     assert all('gt_label' not in s and s.has_label is False for s in out['data_samples'])
 
 
-
 def test_labeled_repeat_oversamples_the_labeled_set(folder, tmp_path):
     labeled = dict(type='CustomDataset', data_root=str(_labeled_folder(tmp_path)))
     unlabeled = dict(data_root=str(folder))
@@ -173,6 +172,7 @@ def test_labeled_repeat_oversamples_the_labeled_set(folder, tmp_path):
     for bad in (0, -1, 1.5, True, '2'):
         with pytest.raises(ValueError, match='labeled_repeat'):
             LabeledUnlabeledDataset(labeled, unlabeled, pipeline=PIPELINE, labeled_repeat=bad)
+
 
 # ----------------------------------------------------------------------------- mining tool
 sys.path.insert(0, osp.join(REPO, 'tools', 'ssld'))

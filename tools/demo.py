@@ -7,7 +7,7 @@ writes a table (teacher, each student x method: top-1, params, wall time) as Mar
 PNG of the accuracy curves into the work dir.
 
     python tools/demo.py              # the full demo (about 8.5 min on 2 idle cores)
-    python tools/demo.py --quick      # a sub-minute smoke run (used by the tests)
+    python tools/demo.py --quick      # a smoke run, ~77 s on 2 idle cores (used by the tests)
 
 The teacher is ``checkpoints/demo/vit-teacher_fashion-mnist.pth`` (trained by
 ``configs/demo/vit-teacher_fashion-mnist.py``); when it is absent the demo trains it first.
@@ -50,7 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where results go')
     parser.add_argument('--quick', action='store_true',
-                        help='sub-minute smoke run: few labels, a small pool, a few steps')
+                        help='smoke run (~77 s on 2 idle cores): few labels, small pool, few steps')
     parser.add_argument('--students', nargs='+', choices=sorted(STUDENTS), default=['cnn', 'mlp'])
     parser.add_argument('--methods', nargs='+', choices=METHODS, default=METHODS)
     parser.add_argument('--labels', type=int, default=None,
@@ -169,7 +169,7 @@ def load_config(path: str, args: argparse.Namespace, work_dir: str) -> Any:
         teacher.checkpoint = args.teacher_ckpt
     if args.iters is not None and cfg.train_cfg.get('by_epoch') is False:
         _set_iters(cfg, args.iters)
-    cfg.randomness = dict(seed=args.seed, deterministic=False)
+    cfg.randomness.seed = args.seed
     cfg.log_level = 'WARNING' if args.quick else 'INFO'
     return adapt_cfg_to_device(cfg)
 
