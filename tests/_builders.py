@@ -1,8 +1,12 @@
-"""Tiny teacher/student/stage builders shared by the model tests (small widths, small inputs)."""
+"""Tiny builders shared by the tests: teachers, students, stages (small widths, small inputs) and
+fake Fashion-MNIST IDX files."""
 from __future__ import annotations
 
+import os
+import struct
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmpretrain.structures import DataSample
 
@@ -89,3 +93,29 @@ def batch(size: int, b: int = 2, labels: bool = True) -> Tuple[torch.Tensor, lis
 
 def grads(model: torch.nn.Module) -> Dict[str, bool]:
     return {n: p.grad is not None for n, p in model.named_parameters() if p.requires_grad}
+
+
+FMNIST_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+    """IDX format: magic (0, 0, dtype 0x08 = uint8, ndim), big-endian dims, raw bytes."""
+    with open(path, 'wb') as f:
+        f.write(bytes([0, 0, 0x08, array.ndim]))
+        f.write(struct.pack('>' + 'I' * array.ndim, *array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+def write_fake_fashion_mnist(root: str, split: str, n: int,
+                             seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Random uint8 28x28 images and labels 0..9 as uncompressed Fashion-MNIST IDX files."""
+    rng = np.random.default_rng(seed)
+    imgs = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    os.makedirs(root, exist_ok=True)
+    write_idx(os.path.join(root, FMNIST_FILES[split][0]), imgs)
+    write_idx(os.path.join(root, FMNIST_FILES[split][1]), labels)
+    return imgs, labels

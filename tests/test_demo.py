@@ -73,19 +73,26 @@ def test_demo_defaults_and_quick_settings() -> None:
     full, quick = demo.parse_args([]), demo.parse_args(['--quick'])
     assert (full.labels, full.pool, full.val_size, full.iters) == (2000, 60000, 10000, None)
     assert (quick.labels, quick.pool, quick.val_size, quick.iters) == (100, 400, 200, 6)
-    assert (full.curve_size, quick.curve_size, full.seed) == (2000, 200, 0)
+    assert (full.curve_size, quick.curve_size, full.seed) == (1000, 200, 0)
     assert set(full.methods) == {'labels', 'kd', 'scalekd', 'ssld'}
 
 
 def test_demo_configs_oversample_labels_and_split_val_and_test(tmp_path) -> None:
     """Mixed-batch runs keep about half of every batch labeled; SSLD sees each image once; the
     curves use a test subset and the table's number the whole requested test set."""
+    from mmscalekd.registry import DATASETS
+    from tests._builders import write_fake_fashion_mnist
     demo = _load_demo()
+    data_root = str(tmp_path / 'fmnist')
+    write_fake_fashion_mnist(data_root, 'train', 6000)
+    write_fake_fashion_mnist(data_root, 'test', 10)
     args = demo.parse_args(['--labels', '500', '--pool', '6000', '--val-size', '3000',
-                            '--curve-size', '700', '--seed', '3'])
+                            '--curve-size', '700', '--seed', '3', '--data-root', data_root])
     kd = demo.load_config('configs/demo/kd_resnet18-w8_fashion-mnist-2k.py', args, str(tmp_path))
     ds = kd.train_dataloader.dataset
-    assert (ds.labeled_repeat, ds.labeled.indices, ds.unlabeled.indices) == (12, 500, 6000)
+    assert (ds.labeled_repeat, ds.labeled.indices, ds.unlabeled.indices) == ('balanced', 500, 6000)
+    built = DATASETS.build(ds)  # 6000 // 500: about half of every batch labeled
+    assert (built.labeled_repeat, built.num_labeled, built.num_unlabeled) == (12, 6000, 6000)
     assert kd.val_dataloader.dataset.indices == 700
     assert kd.test_dataloader.dataset.indices == 3000
     assert kd.randomness.seed == 3

@@ -20,7 +20,7 @@ from mmscalekd.utils import register_all_modules
 register_all_modules()
 
 from mmengine.dataset import pseudo_collate  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from mmscalekd.datasets import LabeledUnlabeledDataset, UnlabeledImageFolder  # noqa: E402
 from mmscalekd.registry import DATASETS, MODELS  # noqa: E402
@@ -169,9 +169,29 @@ def test_labeled_repeat_oversamples_the_labeled_set(folder, tmp_path):
     assert int(ds[7]['data_samples'].gt_label) == int(ds[1]['data_samples'].gt_label)
     with pytest.raises(IndexError):
         ds.get_data_info(12)
-    for bad in (0, -1, 1.5, True, '2'):
+    for bad in (0, -1, 1.5, True, '2', 'Balanced', None):
         with pytest.raises(ValueError, match='labeled_repeat'):
             LabeledUnlabeledDataset(labeled, unlabeled, pipeline=PIPELINE, labeled_repeat=bad)
+
+
+def test_balanced_labeled_repeat_follows_the_built_sizes(folder, tmp_path):
+    labeled = dict(type='CustomDataset', data_root=str(_labeled_folder(tmp_path)))
+    unlabeled = dict(data_root=str(folder))  # 3 images
+    # 1 labeled image (indices=1) next to 3 unlabeled: repeated 3 // 1 = 3 times, resolved lazily
+    ds = LabeledUnlabeledDataset(dict(labeled, indices=1), unlabeled, pipeline=PIPELINE,
+                                 labeled_repeat='balanced', lazy_init=True)
+    assert ds.labeled_repeat == 3
+    assert (len(ds), ds.num_labeled, ds.num_unlabeled) == (6, 3, 3)
+    assert {ds.get_data_info(i)['img_path'] for i in range(3)} == {
+        ds.get_data_info(0)['img_path']}
+    # 3 labeled next to 3 unlabeled: 3 // 3 = 1; 2 labeled next to 3: floor 1, never 0
+    assert LabeledUnlabeledDataset(labeled, unlabeled, pipeline=PIPELINE,
+                                   labeled_repeat='balanced').labeled_repeat == 1
+    assert LabeledUnlabeledDataset(dict(labeled, indices=2), unlabeled, pipeline=PIPELINE,
+                                   labeled_repeat='balanced').labeled_repeat == 1
+    with pytest.raises(ValueError, match="'balanced' needs a non-empty labeled dataset"):
+        LabeledUnlabeledDataset(TensorDataset(torch.empty(0)), unlabeled,
+                                labeled_repeat='balanced')
 
 
 # ----------------------------------------------------------------------------- mining tool

@@ -6,8 +6,8 @@ label-scarce setting: each student is trained with (a) labels only, (b) logit KD
 writes a table (teacher, each student x method: top-1, params, wall time) as Markdown and JSON and a
 PNG of the accuracy curves into the work dir.
 
-    python tools/demo.py              # the full demo (about 8.5 min on 2 idle cores)
-    python tools/demo.py --quick      # a smoke run, ~77 s on 2 idle cores (used by the tests)
+    python tools/demo.py              # the full demo (about 9 min on 2 idle cores)
+    python tools/demo.py --quick      # a smoke run, about 45 s on 2 idle cores (used by the tests)
 
 The teacher is ``checkpoints/demo/vit-teacher_fashion-mnist.pth`` (trained by
 ``configs/demo/vit-teacher_fashion-mnist.py``); when it is absent the demo trains it first.
@@ -50,7 +50,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where results go')
     parser.add_argument('--quick', action='store_true',
-                        help='smoke run (~77 s on 2 idle cores): few labels, small pool, few steps')
+                        help='smoke run (about 45 s on 2 idle cores): few labels, small pool, '
+                             'few steps')
     parser.add_argument('--students', nargs='+', choices=sorted(STUDENTS), default=['cnn', 'mlp'])
     parser.add_argument('--methods', nargs='+', choices=METHODS, default=METHODS)
     parser.add_argument('--labels', type=int, default=None,
@@ -64,7 +65,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              '10000; quick: 200)')
     parser.add_argument('--curve-size', type=int, default=None,
                         help='test images of the evaluations during training, for the curves '
-                             '(the first N of the test set; default 2000, at most --val-size)')
+                             '(the first N of the test set; default 1000, at most --val-size)')
     parser.add_argument('--teacher-ckpt', default=TEACHER_CKPT,
                         help='teacher checkpoint; trained with the teacher config when missing')
     parser.add_argument('--teacher-epochs', type=int, default=None,
@@ -80,7 +81,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.pool = args.pool if args.pool is not None else (400 if quick else 60000)
     args.val_size = args.val_size if args.val_size is not None else (200 if quick else 10000)
     if args.curve_size is None:
-        args.curve_size = min(2000, args.val_size)
+        args.curve_size = min(1000, args.val_size)
     for name in ('labels', 'pool', 'val_size', 'curve_size'):
         if getattr(args, name) <= 0:
             parser.error(f'--{name.replace("_", "-")} must be positive, got {getattr(args, name)}')
@@ -120,12 +121,11 @@ def _set_fmnist(node: Any, data_root: str, labeled: int, pool: int) -> None:
     """Point every FashionMNIST dataset dict at ``data_root`` and resize the demo's subsets."""
     if isinstance(node, dict):
         if node.get('type') == 'LabeledUnlabeledDataset':
-            if node.get('labeled_repeat', 1) > 1:  # the config oversamples: keep ~half labeled
-                node['labeled_repeat'] = max(1, pool // labeled)
+            # labeled_repeat='balanced' follows the subset sizes set here (~half of a batch labeled)
             _set_fmnist(node['labeled'], data_root, labeled, labeled)
             _set_fmnist(node['unlabeled'], data_root, pool, pool)
             return
-        if node.get('type') == 'FashionMNIST':
+        if node.get('type') in ('FashionMNIST', 'ArrayFashionMNIST'):
             node['data_root'] = data_root
             if not node.get('test_mode', False):
                 node['indices'] = labeled
@@ -160,8 +160,7 @@ def load_config(path: str, args: argparse.Namespace, work_dir: str) -> Any:
     # Evaluations during training (the curves) use the first `curve_size` test images; the
     # final number in the table is runner.test() on `val_size` of them (all 10000 by default).
     for key, size in (('val_dataloader', args.curve_size), ('test_dataloader', args.val_size)):
-        if cfg.get(key):
-            cfg[key] = copy.deepcopy(cfg[key])
+        if cfg.get(key):  # separate dicts even where the file says test_dataloader = val_...
             cfg[key].dataset.data_root = args.data_root
             cfg[key].dataset.indices = size
     teacher = cfg.model.get('teacher')

@@ -35,17 +35,19 @@ model = dict(
         in_channels=embed_dims,
         loss=dict(type='CrossEntropyLoss')))
 
+# ArrayFashionMNIST (mmscalekd): mmpretrain's FashionMNIST with the IDX files decoded once per
+# process (same samples); see configs/demo/_base_/fashion-mnist_label-scarce.py.
 train_dataloader = dict(
     batch_size=batch_size,
     num_workers=0,
-    dataset=dict(type='FashionMNIST', data_root=data_root, split='train', download=False,
+    dataset=dict(type='ArrayFashionMNIST', data_root=data_root, split='train', download=False,
                  pipeline=[dict(type='PackInputs')]),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=512,
     num_workers=0,
-    dataset=dict(type='FashionMNIST', data_root=data_root, split='test', test_mode=True,
+    dataset=dict(type='ArrayFashionMNIST', data_root=data_root, split='test', test_mode=True,
                  download=False, pipeline=[dict(type='PackInputs')]),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )

@@ -55,7 +55,8 @@ class LabeledUnlabeledDataset(Dataset):
     60k pool: ~2 of 64), so the label term of a ``partial_labels`` distiller is
     an average over one or two samples: a very noisy gradient. ``labeled_repeat``
     oversamples the labeled set so that a chosen share of every batch is
-    labeled (``labeled_repeat = len(unlabeled) // len(labeled)`` gives about
+    labeled (``labeled_repeat='balanced'`` computes
+    ``max(1, len(unlabeled) // len(labeled))`` from the built datasets, about
     half), the usual practice in semi-supervised training. It works with any
     sampler, DDP included.
 
@@ -68,8 +69,11 @@ class LabeledUnlabeledDataset(Dataset):
             None (each keeps its own).
         keep_labels (bool): Keep ``gt_label`` on labeled samples. False drops
             it, so batches are homogeneous. Defaults to True.
-        labeled_repeat (int): How many times the labeled dataset appears in
-            the concatenation (>= 1). Defaults to 1.
+        labeled_repeat (int | str): How many times the labeled dataset
+            appears in the concatenation (an int >= 1), or ``'balanced'``:
+            ``max(1, len(unlabeled) // len(labeled))``, resolved when the
+            datasets are initialised, so that it follows their sizes (e.g.
+            ``indices``). Defaults to 1.
         lazy_init (bool): Accepted for config compatibility with mmengine
             datasets; the sub-datasets follow their own ``lazy_init``.
             Defaults to False.
@@ -80,15 +84,17 @@ class LabeledUnlabeledDataset(Dataset):
                  unlabeled: Union[dict, Dataset],
                  pipeline: Optional[Sequence] = None,
                  keep_labels: bool = True,
-                 labeled_repeat: int = 1,
+                 labeled_repeat: Union[int, str] = 1,
                  lazy_init: bool = False) -> None:
         if not isinstance(keep_labels, bool):
             raise TypeError(f'keep_labels must be a bool, got {keep_labels!r}')
-        if isinstance(labeled_repeat, bool) or not isinstance(labeled_repeat, int) \
-                or labeled_repeat < 1:
-            raise ValueError(f'labeled_repeat must be an int >= 1 (how many times the labeled '
-                             f'dataset is repeated), got {labeled_repeat!r}')
-        self.labeled_repeat = labeled_repeat
+        if labeled_repeat != 'balanced' and (
+                isinstance(labeled_repeat, bool) or not isinstance(labeled_repeat, int)
+                or labeled_repeat < 1):
+            raise ValueError(f"labeled_repeat must be an int >= 1 (how many times the labeled "
+                             f"dataset is repeated) or 'balanced', got {labeled_repeat!r}")
+        self._labeled_repeat_cfg = labeled_repeat
+        self._labeled_repeat: Optional[int] = None
         self.labeled = _build(labeled, pipeline, 'CustomDataset', 'labeled')
         self.unlabeled = _build(unlabeled, pipeline, 'UnlabeledImageFolder', 'unlabeled')
         self.keep_labels = keep_labels
@@ -109,9 +115,23 @@ class LabeledUnlabeledDataset(Dataset):
         for ds in self.datasets:
             if isinstance(ds, MMEngineBaseDataset):
                 ds.full_init()
-        labeled_size = len(self.labeled) * self.labeled_repeat
+        if self._labeled_repeat_cfg == 'balanced':
+            if len(self.labeled) == 0:
+                raise ValueError(f"labeled_repeat='balanced' needs a non-empty labeled dataset; "
+                                 f'{type(self.labeled).__name__} has no sample.')
+            self._labeled_repeat = max(1, len(self.unlabeled) // len(self.labeled))
+        else:
+            self._labeled_repeat = int(self._labeled_repeat_cfg)
+        labeled_size = len(self.labeled) * self._labeled_repeat
         self.cumulative_sizes: List[int] = [labeled_size, labeled_size + len(self.unlabeled)]
         self._fully_initialized = True
+
+    @property
+    def labeled_repeat(self) -> int:
+        """How many times the labeled dataset is repeated (``'balanced'`` resolved)."""
+        self.full_init()
+        assert self._labeled_repeat is not None
+        return self._labeled_repeat
 
     @property
     def num_labeled(self) -> int:
