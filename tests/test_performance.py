@@ -60,9 +60,33 @@ def test_option_on_and_off_give_the_same_losses_and_gradients(flag):
     _assert_same(on_result, off_result)
 
 
-def test_defaults_inference_mode_on_batched_views_off():
+def test_defaults_inference_mode_on_batched_views_auto():
     model = _distiller()
-    assert model.inference_mode_targets is True and model.batch_tpp_views is False
+    assert model.inference_mode_targets is True and model.batch_tpp_views == 'auto'
+    # 'auto' batches on CUDA only (measured faster on an H200, not on the CPU: benchmark.md)
+    assert model.batches_tpp_views_on('cuda') and not model.batches_tpp_views_on('cpu')
+    for forced in (True, False):
+        model.batch_tpp_views = forced
+        assert model.batches_tpp_views_on('cuda') is forced
+        assert model.batches_tpp_views_on('cpu') is forced
+
+
+def test_auto_batched_views_make_one_call_per_view_on_cpu():
+    model = _distiller(logit_loss=None)
+    calls = []
+    original = model.teacher.forward_last_stage
+    model.teacher.forward_last_stage = lambda tokens: calls.append(tokens.shape[0]) or original(
+        tokens)
+    x, samples = B.batch(64)
+    model.loss(x, samples)
+    assert calls == [2, 2]  # 'auto' on CPU: one call per view of s3 (B=2)
+
+
+@pytest.mark.parametrize('bad,error', [('yes', ValueError), ('Auto', ValueError),
+                                       (1, TypeError), (None, TypeError)])
+def test_batch_tpp_views_rejects_other_values(bad, error):
+    with pytest.raises(error, match=f"batch_tpp_views must be True, False or 'auto'.*{bad!r}"):
+        _distiller(batch_tpp_views=bad)
 
 
 def test_channels_last_gives_the_same_losses_and_gradients():
@@ -136,11 +160,12 @@ def test_teacher_head_runs_only_when_a_logit_loss_exists():
     assert len(calls) == 2  # the two passes of the model with a logit loss only
 
 
-@pytest.mark.parametrize('flag', ['inference_mode_targets', 'batch_tpp_views'])
-def test_option_flags_are_validated(flag):
+def test_option_flags_are_validated():
+    # batch_tpp_views also takes 'auto': test_batch_tpp_views_rejects_other_values
     stages = B.stages((32, (4, 4)), (64, (2, 2)), TPP, FINAL)
-    cfg = B.distiller(B.classifier(RESNET, 64), B.swin_teacher(), stages, **{flag: 'yes'})
-    with pytest.raises(TypeError, match=flag):
+    cfg = B.distiller(B.classifier(RESNET, 64), B.swin_teacher(), stages,
+                      inference_mode_targets='yes')
+    with pytest.raises(TypeError, match='inference_mode_targets'):
         MODELS.build(cfg)
 
 

@@ -381,6 +381,7 @@ def run(args: argparse.Namespace) -> dict:
         compiled=compiled,
         compile_error=compile_error,
         batch_tpp_views=model.batch_tpp_views,
+        batch_tpp_views_applied=model.batches_tpp_views_on(device.type),
         inference_mode_targets=model.inference_mode_targets,
         parts=results,
         options_ab=options_ab,

@@ -83,13 +83,15 @@ class ScaleKDDistiller(BaseModel):
         input_size (int | Sequence[int], optional): The student's training
             resolution, used to dry-run the student for build-time checks.
             Defaults to the teacher's input size.
-        batch_tpp_views (bool): Run both views' TPP passes through the teacher's
-            last stage as one call on the views concatenated along the batch (same
-            result; fewer, larger matmuls). Not applied while the teacher is in
-            train mode (stochastic depth would draw differently). Defaults to False:
-            on CPU it measured no faster for a Swin -> ResNet-50 pair (only for tiny
-            overhead-bound models); measure on your GPU with
-            ``benchmark_distill.py --ab-options`` (``docs/benchmark.md``).
+        batch_tpp_views (bool | str): Run both views' TPP passes through the
+            teacher's last stage as one call on the views concatenated along the
+            batch (same result; fewer, larger matmuls). Not applied while the
+            teacher is in train mode (stochastic depth would draw differently).
+            ``'auto'`` (default) batches on CUDA and not on CPU, as measured
+            (``docs/benchmark.md``): on an H200 the TPP part took 0.765x the time
+            of one call per view (Swin-L -> ResNet-50, B=32, bf16); on a 2-core
+            CPU it was no faster (1.01x). True / False force either way; check a
+            device with ``benchmark_distill.py --ab-options``.
         inference_mode_targets (bool): Compute the teacher targets under
             ``torch.inference_mode`` instead of ``torch.no_grad`` (same values, less
             bookkeeping); the targets are cloned into normal tensors so that any
@@ -112,7 +114,7 @@ class ScaleKDDistiller(BaseModel):
                  partial_labels: bool = False,
                  teacher_train_mode: bool = False,
                  input_size: Optional[Union[int, Sequence[int]]] = None,
-                 batch_tpp_views: bool = False,
+                 batch_tpp_views: Union[bool, str] = 'auto',
                  inference_mode_targets: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -127,10 +129,13 @@ class ScaleKDDistiller(BaseModel):
         self.label_loss_weight = float(label_loss_weight)
         for flag_name, flag in (('label_free', label_free), ('partial_labels', partial_labels),
                                 ('teacher_train_mode', teacher_train_mode),
-                                ('batch_tpp_views', batch_tpp_views),
                                 ('inference_mode_targets', inference_mode_targets)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{flag_name} must be a bool, got {flag!r}')
+        if not isinstance(batch_tpp_views, bool) and batch_tpp_views != 'auto':
+            error = ValueError if isinstance(batch_tpp_views, str) else TypeError
+            raise error(f"batch_tpp_views must be True, False or 'auto' (batched on CUDA "
+                        f'only), got {batch_tpp_views!r}')
         if label_free and partial_labels:
             raise ValueError('label_free=True never reads labels, so partial_labels=True has no '
                              'meaning; set only one of them.')
@@ -411,6 +416,12 @@ class ScaleKDDistiller(BaseModel):
             feature=targets.feature.clone(),
             logits=targets.logits.clone() if targets.logits is not None else None)
 
+    def batches_tpp_views_on(self, device_type: str) -> bool:
+        """Whether the TPP views are batched on a device type (``'cuda'``, ``'cpu'``, ...)."""
+        if self.batch_tpp_views == 'auto':
+            return device_type == 'cuda'
+        return bool(self.batch_tpp_views)
+
     def _tpp_views(self, stage: dict, x: Tensor) -> Dict[str, Tensor]:
         """TPP outputs ``{view: (B, final_dims, *final_hw)}`` of one ``tpp`` stage.
 
@@ -421,7 +432,8 @@ class ScaleKDDistiller(BaseModel):
         """
         name, views = stage['name'], stage['views']
         tokens = [self.connectors[f'{name}_{view}'](x) for view in views]
-        if self.batch_tpp_views and len(views) > 1 and not self.teacher.training:
+        if self.batches_tpp_views_on(x.device.type) and len(views) > 1 \
+                and not self.teacher.training:
             z = self.teacher.forward_last_stage(torch.cat(tokens, dim=0))
             return dict(zip(views, z.split(x.shape[0], dim=0)))
         return {view: self.teacher.forward_last_stage(t) for view, t in zip(views, tokens)}
