@@ -1,6 +1,7 @@
 """Helpers shared by the resumable train loops: find the hook, reopen an epoch part-way."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Iterator, Optional
 
 from torch.utils.data import DataLoader
@@ -8,15 +9,21 @@ from torch.utils.data import DataLoader
 from .resume_state import restore_rng_state
 
 
-def resume_hook(runner):
-    """The runner's :class:`ExactResumeHook`, registered now if the config has none."""
+def resume_hook(runner, loop_name: str):
+    """The runner's :class:`ExactResumeHook`, or None (with a warning) if the config has none.
+
+    The hook is never registered behind the user's back: without it the loop
+    resumes as MMEngine's does.
+    """
     from ..hooks.exact_resume_hook import ExactResumeHook
     for hook in runner.hooks:
         if isinstance(hook, ExactResumeHook):
             return hook
-    hook = ExactResumeHook()
-    runner.register_hook(hook)
-    return hook
+    warnings.warn(
+        f"{loop_name}: the config lists no ExactResumeHook, so a resume continues as MMEngine's "
+        "loop does (no saved data position or RNG states). Add custom_hooks=[dict(type="
+        "'ExactResumeHook')] for an exact resume (docs/reliability.md).")
+    return None
 
 
 def sampler_of(dataloader: DataLoader) -> Any:
