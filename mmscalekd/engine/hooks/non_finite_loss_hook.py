@@ -68,19 +68,21 @@ class NonFiniteLossHook(Hook):
             raise NonFiniteLossError(
                 f'Non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
                 f'{", ".join(bad)}; every loss term must be finite. Learning rate: {lr}. '
-                f'{self._resume_hint(runner)} Before resuming, lower the learning rate, check '
+                f'{self._resume_hint(runner)}Before resuming, lower the learning rate, check '
                 "the teacher's mean/std and input size, or enable loss scaling for fp16.")
 
     @staticmethod
     def _resume_hint(runner) -> str:
-        hub = runner.message_hub
+        hub = getattr(runner, 'message_hub', None)
+        if hub is None:  # not a Runner (a bare hook call)
+            return ''
         finite = hub.get_info('last_finite_ckpt')
         if finite:
             return (f'The newest checkpoint with finite weights is {finite} (resume with '
-                    f'`tools/train.py CONFIG --resume {finite}`).')
+                    f'`tools/train.py CONFIG --resume {finite}`). ')
         last = hub.get_info('last_ckpt')
         if last:
             return (f'The last checkpoint is {last} (its weights were not checked; '
-                    'SafeCheckpointHook keeps and names the last finite one).')
-        return 'No checkpoint had been saved yet.'
+                    'SafeCheckpointHook keeps and names the last finite one). ')
+        return 'No checkpoint had been saved yet. '
 
