@@ -96,7 +96,7 @@ def test_scalekd_config_set():
 @pytest.mark.parametrize('path', SCALEKD, ids=_name)
 def test_scalekd_heads_consistent(path):
     """Stages state choices only: s3 TPP, s4 queried by s3, no restated connector shapes
-    (the derived shapes are checked in tests/test_models/test_distillers/)."""
+    (the derived shapes are checked in tests/test_models/test_derived_geometry.py)."""
     from mmscalekd.models.distillers.distill_stage import GEOMETRY_KEYS
     cfg = Config.fromfile(path)
     s3, s4 = cfg.model.distill_stages
