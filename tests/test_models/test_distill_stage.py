@@ -421,3 +421,10 @@ def test_a_stated_label_loss_weight_without_label_free_is_silent():
         model = build(label_loss_weight=1.0)
     assert not [w for w in caught if 'label_loss_weight' in str(w.message)]
     assert model.label_loss_weight == 1.0
+
+
+@pytest.mark.parametrize('size', [0, '224', (64, ), (64, -1), True])
+def test_input_size_is_validated(size):
+    with pytest.raises(ValueError, match=rf'input_size must be a positive int or a pair \(H, W\) '
+                                         rf'of positive ints, got {re.escape(repr(size))}'):
+        build(input_size=size)

@@ -38,10 +38,14 @@ def _teacher_types() -> List[str]:
     return sorted(names)
 
 
-def _hw(value: Sequence[int]) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
+def _hw(value: Union[int, Sequence[int]], name: str = 'input_size') -> Tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in pair)):
+        raise ValueError(f'{name} must be a positive int or a pair (H, W) of positive ints, '
+                         f'got {value!r}')
+    return int(pair[0]), int(pair[1])
 
 
 @MODELS.register_module()
