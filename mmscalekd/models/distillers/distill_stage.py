@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 __all__ = ['DistillStage', 'StageGeometry', 'FrozenConfig', 'GEOMETRY_KEYS', 'STAGE_KEYS',
-           'parse_stages', 'derive_geometry']
+           'TEACHER_SPACES', 'parse_stages', 'derive_geometry']
 
 #: Connector arguments that the distiller derives (a config may still state them: checked).
 GEOMETRY_KEYS = ('in_channels', 'student_hw', 'embed_dims', 'query_hw', 'learnable_query')
