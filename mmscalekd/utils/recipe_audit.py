@@ -43,10 +43,10 @@ used for this audit; the reason says what we use."""
 
 READ_MODES = ('direct', 'blob', 'stock')
 """How a source's text was read: ``direct`` from the official repository at that commit;
-``blob`` from the stored file text that the official repository shares, byte for byte,
-with a later copy of the same authors' tree (the index lists the path under that copy
-only); ``stock`` from the stock upstream file (mmpretrain, mmengine) that the official
-code uses unmodified."""
+``blob`` from the stored text of the same path in a later copy of the first author's tree
+(the stored index lists the path there, not under the official repository; that the text
+is the official file's is inferred, not checked); ``stock`` from the upstream file
+(mmpretrain, mmengine) that the official code inherits."""
 
 _NAME_RE = re.compile(r'_(\d+)xb(\d+)_')
 _SEGMENT_RE = re.compile(r'([^.\[\]]+)|\[([^\]]+)\]')
@@ -429,9 +429,11 @@ def render_markdown(table: AuditTable) -> str:
     out += ['', '## Sources', '',
             'Lines refer to the file at the commit given. How each file was read: '
             '**direct** from the official repository at that commit; **blob** from the stored '
-            'file text that the official repository shares byte for byte with a later copy of '
-            'the same authors\' tree (the stored index lists that path under the copy only); '
-            '**stock** from the upstream file the official code uses unmodified.', '',
+            'text of the same path in a later copy of the first author\'s tree (the stored '
+            'index of public code lists the path there, not under the official repository; '
+            'that the text is the official file\'s is inferred, not checked, so open the '
+            'official file to confirm); **stock** from the upstream file the official code '
+            'inherits (its own copy is not in the stored index).', '',
             '| Id | File | Read | Note |', '|---|---|---|---|']
     for src in table.sources.values():
         out.append('| ' + ' | '.join(_cell(x) for x in (
