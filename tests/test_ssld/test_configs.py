@@ -1,0 +1,118 @@
+"""The SSLD configs: they parse, build with a shrunk teacher, and follow the stated recipes."""
+from __future__ import annotations
+
+import glob
+import os.path as osp
+
+import pytest
+import torch
+
+from mmscalekd.registry import MODELS
+from tests.test_ssld._helpers import REPO
+
+SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld_*.py')))
+# Plain SSLD is ScaleKDDistiller(distill_stages=[], logit_loss=SymmetricKLLoss, label_free=True)
+# with a logits-only timm CNN teacher. Tests shrink that teacher: same timm name (so the same
+# architecture family and pretrained_cfg mean/std), tiny widths, pretrained=False (no network).
+TINY_TIMM_RESNET = dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)
+
+
+def test_ssld_config_list():
+    names = {osp.basename(p) for p in SSLD_CONFIGS}
+    assert len(names) == 6 and sum('fixres320' in n for n in names) == 2
+    assert sum('360e' in n for n in names) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', SSLD_CONFIGS, ids=osp.basename)
+def test_ssld_configs_parse_and_build(path):
+    from mmengine import Config
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmscalekd'
+    model_cfg = cfg.model
+    torch.manual_seed(0)
+    if model_cfg.type == 'ScaleKDDistiller':
+        assert model_cfg.label_free is True and model_cfg.distill_stages == []
+        assert model_cfg.logit_loss.type == 'SymmetricKLLoss'
+        assert model_cfg.teacher.type == 'TimmTeacher'
+        import timm
+        assert model_cfg.teacher.model_name in timm.list_models(pretrained=True)
+        # the same timm teacher, shrunk and offline (see TINY_TIMM_RESNET)
+        model_cfg.teacher = dict(type='TimmTeacher', model_name=model_cfg.teacher.model_name,
+                                 pretrained=False, input_size=64,
+                                 model_kwargs=TINY_TIMM_RESNET)
+        if '360e' in path:
+            assert cfg.train_cfg.max_epochs == 360
+            assert cfg.train_dataloader.dataset.type == 'LabeledUnlabeledDataset'
+        else:
+            assert cfg.load_from.endswith('360e_in1k-unlabeled/epoch_360.pth')
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    x = torch.rand(2, 3, 64, 64) * 255
+    if model_cfg.type == 'ScaleKDDistiller':
+        assert model.teacher.family == 'cnn' and not model.teacher.supports_tpp
+        assert model.teacher.final_dims == 256  # Bottleneck ResNe(X)t: 4 x channels[-1]
+        model.train()
+        data = model.data_preprocessor(dict(inputs=list(x.to(torch.uint8)),
+                                            data_samples=[__import__('mmpretrain').structures
+                                                          .DataSample() for _ in range(2)]), True)
+        losses = model(**data, mode='loss')
+        assert set(losses) == {'distill.loss_kd'}  # label-free: no label term
+        assert torch.isfinite(losses['distill.loss_kd'])
+    else:  # FixRes: only the FC is trainable
+        from mmengine.optim import build_optim_wrapper
+        assert 'fixres320' in path and cfg.train_dataloader.dataset.pipeline == \
+            cfg.val_dataloader.dataset.pipeline
+        model.train()  # MobileNetV3 applies frozen_stages in train(), as the Runner calls it
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        trainable = set()
+        for group in wrapper.optimizer.param_groups:
+            if group['lr'] > 0:
+                trainable |= {id(p) for p in group['params'] if p.requires_grad}
+        names = {n for n, p in model.named_parameters() if id(p) in trainable}
+        assert names in ({'head.fc.weight', 'head.fc.bias'},
+                         {'head.layers.1.fc.weight', 'head.layers.1.fc.bias'}), names
+
+
+def test_ssld_stage_lr_multipliers():
+    from mmengine import Config
+    from mmengine.optim import build_optim_wrapper
+    snippet = Config.fromfile(osp.join(REPO, 'configs', 'ssld', 'finetune_stage_lr_mult.py'))
+    assert snippet.SSLD_CLS_MULTS == [0.1, 0.1, 0.2, 0.2, 0.3]
+    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(
+        type='ResNetV1d', depth=18, base_channels=8), neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=64)))
+    for keys, mults in ((snippet.SSLD_DET_LR_MULT, [0.05, 0.05, 0.05, 0.1, 0.15]),
+                        (snippet.SSLD_CLS_LR_MULT, [0.1, 0.1, 0.2, 0.2, 0.3])):
+        wrapper = build_optim_wrapper(model, dict(
+            optimizer=dict(type='SGD', lr=1.0), paramwise_cfg=dict(custom_keys=keys)))
+        lr_of = {}
+        by_id = {id(p): n for n, p in model.named_parameters()}
+        for g in wrapper.optimizer.param_groups:
+            for p in g['params']:
+                lr_of[by_id[id(p)]] = g['lr']
+        assert lr_of['backbone.stem.0.conv.weight'] == pytest.approx(mults[0])
+        for i in range(1, 5):
+            assert lr_of[f'backbone.layer{i}.0.conv1.weight'] == pytest.approx(mults[i])
+        assert lr_of['head.fc.weight'] == 1.0
+
+
+# ----------------------------------------------------------------------------- registry cases
+from tests.test_models.ssld_cases.registry_cases import CASES as SSLD_CASES  # noqa: E402
+
+
+@pytest.mark.parametrize('case', SSLD_CASES, ids=lambda c: c['type'])
+def test_ssld_registry_cases(case):
+    from mmpretrain.structures import DataSample
+    module = MODELS.build(case['cfg'])
+    assert type(module).__name__ == case['type']
+    imgs = [torch.full((3, 4, 4), 5 * (i + 1), dtype=torch.uint8) for i in range(3)]
+    samples = [DataSample().set_gt_label(2), DataSample(), DataSample().set_gt_label(0)]
+    out = module(dict(inputs=imgs, data_samples=samples), True)
+    # (5 * (i + 1) - 1) / 2 per sample
+    torch.testing.assert_close(out['inputs'][:, 0, 0, 0], torch.tensor([2.0, 4.5, 7.0]))
+    ds = out['data_samples']
+    assert [s.gt_label.tolist() for s in (ds[0], ds[2])] == [[2], [0]]
+    assert ds[0].gt_score.tolist() == [0, 0, 1] and ds[2].gt_score.tolist() == [1, 0, 0]
+    assert 'gt_label' not in ds[1] and 'gt_score' not in ds[1]
+
