@@ -10,17 +10,65 @@ import torch
 from mmscalekd.registry import MODELS
 from tests.test_ssld._helpers import REPO
 
-SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld_*.py')))
-# Plain SSLD is ScaleKDDistiller(distill_stages=[], logit_loss=SymmetricKLLoss, label_free=True)
-# with a logits-only timm CNN teacher. Tests shrink that teacher: same timm name (so the same
+SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld*.py')))
+# Plain SSLD is ScaleKDDistiller(distill_stages=[], logit loss, label_free=True) with a
+# logits-only timm CNN teacher. Tests shrink that teacher: same timm name (so the same
 # architecture family and pretrained_cfg mean/std), tiny widths, pretrained=False (no network).
 TINY_TIMM_RESNET = dict(layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)
+# The schedules the configs state, from PaddlePaddle/PaddleClas@0e6b47b
+# docs/en/advanced_tutorials/distillation/distillation_en.md (Sec. 3.2/3.3 tables) and the
+# PP-HGNetV2 B4 SSLD yaml files (Optimizer.lr.learning_rate, batch_size, Global.epochs).
+SCHEDULES = {  # name: (loss, GPUs x batch, LR, weight decay, epochs)
+    'ssld_resnext101-32x16d-wsl_resnet50-d_32xb32_360e_in1k-unlabeled.py':
+        ('SymmetricKLLoss', 1024, 0.4, 7e-5, 360),
+    'ssld_resnext101-32x16d-wsl_resnet50-d_32xb32_60e_in1k-ft.py':
+        ('SymmetricKLLoss', 1024, 0.004, 7e-5, 60),
+    'ssld_resnet50-d_mobilenet-v3-l_24xb240_360e_in1k-unlabeled.py':
+        ('SymmetricKLLoss', 5760, 3.65625, 1e-5, 360),
+    'ssld_resnet50-d_mobilenet-v3-l_8xb256_30e_in1k-ft.py':
+        ('SymmetricKLLoss', 2048, 0.008, 1e-5, 30),
+    'ssld-ce_resnext101-32x16d-wsl_resnet50-d_8xb128_360e_in1k-unlabeled.py':
+        ('SoftTargetKDLoss', 1024, 0.5, 2e-5, 360),
+    'ssld-ce_resnext101-32x16d-wsl_resnet50-d_8xb128_60e_in1k-ft.py':
+        ('SoftTargetKDLoss', 1024, 0.005, 2e-5, 60),
+}
 
 
 def test_ssld_config_list():
     names = {osp.basename(p) for p in SSLD_CONFIGS}
-    assert len(names) == 6 and sum('fixres320' in n for n in names) == 2
-    assert sum('360e' in n for n in names) == 2
+    assert names == set(SCHEDULES) | {'ssld_resnet50-d_in1k-fixres320.py',
+                                      'ssld_mobilenet-v3-l_in1k-fixres320.py'}
+
+
+@pytest.mark.parametrize('path', SSLD_CONFIGS, ids=osp.basename)
+def test_ssld_configs_state_the_sourced_recipe(path):
+    from mmengine import Config
+    cfg = Config.fromfile(path)
+    name = osp.basename(path)
+    train = cfg.train_dataloader.dataset.pipeline
+    # corrupt training images are skipped; evaluation sees every image
+    assert train[0]['type'] == 'LoadImageFromFileOrSkip'
+    assert cfg.val_dataloader.dataset.pipeline[0]['type'] == 'LoadImageFromFile'
+    if name not in SCHEDULES:
+        return
+    loss, batch, lr, wd, epochs = SCHEDULES[name]
+    assert cfg.model.logit_loss.type == loss
+    if loss == 'SoftTargetKDLoss':  # PaddleClas CELoss with soft labels: T = 1, weight 1
+        assert (cfg.model.logit_loss.mode, cfg.model.logit_loss.temperature,
+                cfg.model.logit_loss.loss_weight) == ('ce', 1.0, 1.0)
+    assert cfg.NUM_GPUS * cfg.train_dataloader.batch_size == batch
+    assert cfg.auto_scale_lr.base_batch_size == batch
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr)
+    assert cfg.optim_wrapper.optimizer.weight_decay == pytest.approx(wd)
+    assert cfg.train_cfg.max_epochs == epochs == cfg.param_scheduler[-1]['end']
+    if name.endswith('-ft.py'):
+        stage1 = name.replace('8xb256_30e', '24xb240_30e').replace(
+            f'_{epochs}e_in1k-ft', '_360e_in1k-unlabeled')
+        assert cfg.load_from == f'work_dirs/{osp.splitext(stage1)[0]}/epoch_360.pth'
+        assert osp.isfile(osp.join(REPO, 'configs', 'ssld', stage1)), stage1
+    else:
+        assert cfg.train_dataloader.dataset.type == 'LabeledUnlabeledDataset'
+        assert cfg.train_dataloader.dataset.unlabeled.ann_file == 'data/ssld_mined/filelist.txt'
 
 
 @pytest.mark.slow
@@ -33,7 +81,6 @@ def test_ssld_configs_parse_and_build(path):
     torch.manual_seed(0)
     if model_cfg.type == 'ScaleKDDistiller':
         assert model_cfg.label_free is True and model_cfg.distill_stages == []
-        assert model_cfg.logit_loss.type == 'SymmetricKLLoss'
         assert model_cfg.teacher.type == 'TimmTeacher'
         import timm
         assert model_cfg.teacher.model_name in timm.list_models(pretrained=True)
@@ -41,11 +88,6 @@ def test_ssld_configs_parse_and_build(path):
         model_cfg.teacher = dict(type='TimmTeacher', model_name=model_cfg.teacher.model_name,
                                  pretrained=False, input_size=64,
                                  model_kwargs=TINY_TIMM_RESNET)
-        if '360e' in path:
-            assert cfg.train_cfg.max_epochs == 360
-            assert cfg.train_dataloader.dataset.type == 'LabeledUnlabeledDataset'
-        else:
-            assert cfg.load_from.endswith('360e_in1k-unlabeled/epoch_360.pth')
     model = MODELS.build(model_cfg)
     model.init_weights()
     x = torch.rand(2, 3, 64, 64) * 255
@@ -61,8 +103,8 @@ def test_ssld_configs_parse_and_build(path):
         assert torch.isfinite(losses['distill.loss_kd'])
     else:  # FixRes: only the FC is trainable
         from mmengine.optim import build_optim_wrapper
-        assert 'fixres320' in path and cfg.train_dataloader.dataset.pipeline == \
-            cfg.val_dataloader.dataset.pipeline
+        train = cfg.train_dataloader.dataset.pipeline
+        assert 'fixres320' in path and train[1:] == cfg.val_dataloader.dataset.pipeline[1:]
         model.train()  # MobileNetV3 applies frozen_stages in train(), as the Runner calls it
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         trainable = set()
@@ -72,6 +114,16 @@ def test_ssld_configs_parse_and_build(path):
         names = {n for n, p in model.named_parameters() if id(p) in trainable}
         assert names in ({'head.fc.weight', 'head.fc.bias'},
                          {'head.layers.1.fc.weight', 'head.layers.1.fc.bias'}), names
+
+
+def test_soft_ce_is_paddleclas_celoss_with_soft_labels():
+    """CELoss(x, label) with label.shape == x.shape: softmax(label) as soft label, batch mean."""
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 7), torch.randn(4, 7)
+    loss = MODELS.build(dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=1.0,
+                             mode='ce'))
+    want = -(t.softmax(1) * s.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(loss(s, t), want)
 
 
 def test_ssld_stage_lr_multipliers():

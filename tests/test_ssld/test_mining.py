@@ -505,3 +505,22 @@ def test_a_bare_teacher_adapter_config_scores_raw_rgb(tmp_path):
         logits = scorer.teacher.model.forward_head(
             scorer.teacher.model.forward_features((rgb - mean) / std))
     torch.testing.assert_close(probs, logits.softmax(1))
+
+
+def test_dedup_benchmark_finds_the_planted_copies(tmp_path):
+    """tools/analysis_tools/benchmark_dedup.py measures the real index (no timing asserted)."""
+    import importlib.util
+
+    from tests.test_ssld._helpers import REPO
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_dedup', osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_dedup.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / 'bench.json'
+    bench.main(['--refs', '300', '--dim', '16', '--batch', '8', '--seconds', '0.01',
+                '--out', str(out)])
+    result = json.loads(out.read_text())
+    assert set(result['modes']) == {'phash', 'feature', 'both'} and result['refs'] == 300
+    for mode in result['modes'].values():
+        found, total = mode['planted_found'].split('/')
+        assert found == total and int(total) >= 32 and mode['images_per_s'] > 0
