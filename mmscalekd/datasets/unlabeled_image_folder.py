@@ -91,7 +91,7 @@ def format_file_list_line(path: str) -> str:
     return ''.join(out)
 
 
-def read_file_list(ann_file: str) -> List[str]:
+def read_file_list(ann_file: str, root: Optional[str] = None) -> List[str]:
     """Read a file list: one relative image path per line.
 
     * A line that starts with ``"`` holds a JSON string literal: the path, exactly
@@ -105,20 +105,32 @@ def read_file_list(ann_file: str) -> List[str]:
 
     Args:
         ann_file (str): Path of the list (UTF-8).
+        root (str, optional): Folder the paths are relative to. When given, a ``#`` line
+            whose text names an existing file there is reported (a warning: it is read as a
+            comment; ``"#name.jpg"`` includes the file), and an unquoted line whose whole text,
+            not its first field, names a file (``my photo.jpg``) is an error.
 
     Returns:
         List[str]: The paths in file order.
 
     Raises:
-        ValueError: A quoted line is not a valid JSON string literal (the line number is
-            named).
+        ValueError: A quoted line is not a valid JSON string literal, or (with ``root``) an
+            unquoted name with spaces; the line number is named.
     """
     paths = []
     decoder = json.JSONDecoder()
     # Lines end at '\n' only (str.splitlines would also split at U+2028, U+0085, ...).
     for number, raw in enumerate(fileio.get_text(ann_file).split('\n'), 1):
         line = raw.strip()
-        if not line or line.startswith('#'):
+        if not line:
+            continue
+        if line.startswith('#'):
+            named = line.split()[0]
+            if root is not None and osp.isfile(osp.join(root, named)):
+                warnings.warn(
+                    f'{ann_file}:{number}: {named!r} is read as a comment (the line starts with '
+                    f"'#') although {osp.join(root, named)!r} exists; write the line as "
+                    f'{format_file_list_line(named)} to include the file.')
             continue
         if line.startswith('"'):
             try:
@@ -132,7 +144,14 @@ def read_file_list(ann_file: str) -> List[str]:
                 raise ValueError(f'{ann_file}:{number}: empty path "" in the file list')
             paths.append(path)
         else:
-            paths.append(line.split()[0])
+            first = line.split()[0]
+            if (root is not None and first != line and not osp.isfile(osp.join(root, first))
+                    and osp.isfile(osp.join(root, line))):
+                raise ValueError(
+                    f'{ann_file}:{number}: {line!r} names a file, but an unquoted line ends '
+                    f'its path at the first space ({first!r}); write the line as '
+                    f'{format_file_list_line(line)}')
+            paths.append(first)
     return paths
 
 
@@ -216,7 +235,7 @@ class UnlabeledImageFolder(BaseDataset):
         """
         folder = self.img_prefix or self.data_root
         if self.ann_file:
-            rel_paths = read_file_list(self.ann_file)
+            rel_paths = read_file_list(self.ann_file, folder)
             if not rel_paths:
                 raise ValueError(f'The file list "{self.ann_file}" names no image.')
             if self.check_files:

@@ -191,3 +191,27 @@ def test_unlabeled_folder_reads_quoted_names(tmp_path):
     assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(2)] == [
         'my photo.png', '#hash.png']
     assert tuple(ds[1]['inputs'].shape) == (3, 16, 16)
+
+
+def test_a_hash_line_that_names_a_file_is_reported(tmp_path):
+    from tests.test_ssld._helpers import solid
+    root = tmp_path / 'pool'
+    solid(str(root / '#1.png'), (1, 2, 3))
+    solid(str(root / 'a.png'), (1, 2, 3))
+    lst = tmp_path / 'list.txt'
+    lst.write_text('# a comment\n#1.png\na.png\n')
+    with pytest.warns(UserWarning, match=r"list.txt:2: '#1.png' is read as a comment.*\"#1.png\""):
+        ds = UnlabeledImageFolder(data_root=str(root), ann_file=str(lst), pipeline=PIPELINE)
+    assert len(ds) == 1
+
+
+def test_an_unquoted_name_with_spaces_says_how_to_quote_it(tmp_path):
+    from tests.test_ssld._helpers import solid
+    root = tmp_path / 'pool'
+    solid(str(root / 'my photo.png'), (1, 2, 3))
+    solid(str(root / 'b.png'), (1, 2, 3))
+    lst = tmp_path / 'list.txt'
+    lst.write_text('b.png 3\nmy photo.png\n')
+    with pytest.raises(ValueError, match=r"list.txt:2: 'my photo.png' names a file.*"
+                                         r"\"my photo.png\""):
+        UnlabeledImageFolder(data_root=str(root), ann_file=str(lst))

@@ -116,7 +116,7 @@ def _differences(old: dict, new: dict, limit: int = 8) -> str:
 
 def _list_images(folder: str, file_list: Optional[str], name: str) -> Tuple[List[str], bool]:
     if file_list:
-        paths = read_file_list(file_list)
+        paths = read_file_list(file_list, folder)
     else:
         paths = scan_image_folder(folder)
     if not paths:
