@@ -524,3 +524,23 @@ def test_dedup_benchmark_finds_the_planted_copies(tmp_path):
     for mode in result['modes'].values():
         found, total = mode['planted_found'].split('/')
         assert found == total and int(total) >= 32 and mode['images_per_s'] > 0
+
+
+def test_a_pretrained_timm_teacher_keeps_its_weights(tmp_path, monkeypatch):
+    """pretrained=True weights (here a stand-in, offline) are not re-initialised for mining."""
+    import timm
+    create = timm.create_model
+
+    def fake_pretrained(name, pretrained=False, **kwargs):
+        model = create(name, pretrained=False, **kwargs)
+        if pretrained:  # what a download would give: fixed, non-random weights
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(0.01)
+        return model
+
+    monkeypatch.setattr(timm, 'create_model', fake_pretrained)
+    config = tmp_path / 'tiny.py'
+    config.write_text(TINY_DISTILLER.replace('pretrained=False', 'pretrained=True'))
+    scorer = TeacherScorer.from_config(str(config))
+    assert all(bool((p == 0.01).all()) for p in scorer.teacher.model.parameters())

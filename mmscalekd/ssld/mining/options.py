@@ -28,7 +28,7 @@ class MiningOptions:
     ImageNet-1k validation set, scores the rest with the teacher and keeps, for every class,
     the ``topk`` images with the highest softmax score for that class; as in Yalniz et al.
     ("Billion-scale semi-supervised learning for image classification",
-    https://arxiv.org/abs/1905.00546, Sec. 3), each image competes for its
+    https://arxiv.org/abs/1905.00546), whom SSLD follows, each image competes for its
     ``classes_per_image`` highest classes.
 
     Args:

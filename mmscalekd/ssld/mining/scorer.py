@@ -302,7 +302,12 @@ class TeacherScorer:
                         f'{type(teacher).__name__} cannot be told the input normalisation; '
                         'give a distiller config, whose teacher is set up as in training.')
                 teacher.set_student_normalization(mean, preprocessor.std)
-        teacher.init_weights()  # loads nothing twice: only a teacher without a checkpoint
+        if (_has_pretrained_init(teacher_cfg) and not teacher_cfg.get('checkpoint')
+                and not teacher_cfg.get('pretrained')):
+            # weights that come through an init_cfg Pretrained are loaded by init_weights; it is
+            # not called otherwise, since it would re-initialise a timm model loaded with
+            # pretrained=True (timm models have their own init_weights)
+            teacher.init_weights()
 
         mean = getattr(preprocessor, 'mean', None)
         channels = int(mean.numel()) if (mean is not None and getattr(
