@@ -63,6 +63,21 @@ test_dataloader = dict(batch_size=4, dataset=dict(type='CustomDataset', data_roo
 """
 
 
+def random_teacher(cfg: dict) -> dict:
+    """A teacher config built on purpose without weights (tests only).
+
+    Adds ``allow_random_teacher=True`` where the teacher adapters accept it (they refuse a teacher
+    without weights otherwise); older adapters without the flag build as they are.
+    """
+    import inspect
+
+    from mmscalekd.models.teachers import BaseTeacher
+    cfg = dict(cfg)
+    if 'allow_random_teacher' in inspect.signature(BaseTeacher.__init__).parameters:
+        cfg['allow_random_teacher'] = True
+    return cfg
+
+
 def tiny_teacher_checkpoint(config: str, path: str, seed: int = 0) -> str:
     """Save random weights of the config's teacher network (a teacher *with* weights)."""
     import torch
@@ -70,6 +85,6 @@ def tiny_teacher_checkpoint(config: str, path: str, seed: int = 0) -> str:
 
     from mmscalekd.registry import MODELS
     torch.manual_seed(seed)
-    teacher = MODELS.build(Config.fromfile(config).model.teacher)
+    teacher = MODELS.build(random_teacher(Config.fromfile(config).model.teacher))
     torch.save(dict(state_dict=teacher.model.state_dict()), path)
     return path

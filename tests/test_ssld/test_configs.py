@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmscalekd.registry import MODELS
-from tests.test_ssld._helpers import REPO
+from tests.test_ssld._helpers import REPO, random_teacher
 
 SSLD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'ssld', 'ssld*.py')))
 # Plain SSLD is ScaleKDDistiller(distill_stages=[], logit loss, label_free=True) with a
@@ -85,9 +85,9 @@ def test_ssld_configs_parse_and_build(path):
         import timm
         assert model_cfg.teacher.model_name in timm.list_models(pretrained=True)
         # the same timm teacher, shrunk and offline (see TINY_TIMM_RESNET)
-        model_cfg.teacher = dict(type='TimmTeacher', model_name=model_cfg.teacher.model_name,
-                                 pretrained=False, input_size=64,
-                                 model_kwargs=TINY_TIMM_RESNET)
+        model_cfg.teacher = random_teacher(dict(
+            type='TimmTeacher', model_name=model_cfg.teacher.model_name, pretrained=False,
+            input_size=64, model_kwargs=TINY_TIMM_RESNET))
     model = MODELS.build(model_cfg)
     model.init_weights()
     x = torch.rand(2, 3, 64, 64) * 255

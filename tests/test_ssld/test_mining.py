@@ -24,7 +24,12 @@ from mmscalekd.ssld.mining import (
     phash64,
     resolve_pipeline,
 )
-from tests.test_ssld._helpers import TINY_DISTILLER, textured, tiny_teacher_checkpoint
+from tests.test_ssld._helpers import (
+    TINY_DISTILLER,
+    random_teacher,
+    textured,
+    tiny_teacher_checkpoint,
+)
 
 PIPELINE = [dict(type='LoadImageFromFileOrSkip'), dict(type='Resize', scale=(32, 32)),
             dict(type='PackInputs')]
@@ -431,7 +436,7 @@ def test_one_channel_configs_are_scored_in_grey(tmp_path):
     from mmengine import Config
 
     from mmscalekd.registry import MODELS
-    teacher = MODELS.build(Config.fromfile(str(config)).model.teacher)
+    teacher = MODELS.build(random_teacher(Config.fromfile(str(config)).model.teacher))
     torch.save(dict(state_dict=teacher.model.state_dict()), ckpt)
     scorer = TeacherScorer.from_config(str(config), str(ckpt))
     assert scorer.pipeline[:2] == [dict(type='LoadImageFromFileOrSkip', color_type='grayscale'),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_ssld._helpers import labeled_folder, textured
+from tests.test_ssld._helpers import labeled_folder, random_teacher, textured
 
 
 @pytest.mark.slow
@@ -25,9 +25,9 @@ def test_label_free_training_on_an_unlabeled_folder(tmp_path):
                          backbone=dict(type='ResNet', depth=18, base_channels=8),
                          neck=dict(type='GlobalAveragePooling'),
                          head=dict(type='LinearClsHead', num_classes=5, in_channels=64)),
-            teacher=dict(type='TimmTeacher', model_name='resnet18', pretrained=False,
-                         input_size=32,
-                         model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=5)),
+            teacher=random_teacher(dict(
+                type='TimmTeacher', model_name='resnet18', pretrained=False, input_size=32,
+                model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=5))),
             distill_stages=[], logit_loss=dict(type='SymmetricKLLoss'), label_free=True,
             data_preprocessor=dict(type='ClsDataPreprocessor', mean=[128.] * 3,
                                    std=[64.] * 3, to_rgb=True)),
@@ -75,9 +75,9 @@ def test_partial_label_training_on_labeled_plus_unlabeled_batches(tmp_path):
                          backbone=dict(type='ResNet', depth=18, base_channels=8),
                          neck=dict(type='GlobalAveragePooling'),
                          head=dict(type='LinearClsHead', num_classes=2, in_channels=64)),
-            teacher=dict(type='TimmTeacher', model_name='resnet18', pretrained=False,
-                         input_size=32,
-                         model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=2)),
+            teacher=random_teacher(dict(
+                type='TimmTeacher', model_name='resnet18', pretrained=False, input_size=32,
+                model_kwargs=dict(channels=(8, 16, 32, 64), num_classes=2))),
             distill_stages=[], logit_loss=dict(type='SymmetricKLLoss'),
             partial_labels=True, label_loss_weight=0.5,
             data_preprocessor=dict(type='MixedLabelClsDataPreprocessor', mean=[128.] * 3,
