@@ -1,8 +1,6 @@
 # Runtime shared by every mmscalekd experiment (OpenMMLab text-style config). Hook choices follow
 # mmpretrain 1.2's configs/_base_/default_runtime.py, which the official ScaleKD configs inherit
-# through their student configs (deep-optimization/ScaleKD@5ba1f04
-# configs/distillers/advanced_training_strategy/swin-l_distill_res50_img_s3_s4.py:1-3, whose
-# `_base_` is the student's mmpretrain config); deviations are marked "Ours".
+# through their student configs (docs/recipe_audit.md); deviations are marked.
 default_scope = 'mmscalekd'  # our registries; their parents resolve bare mmpretrain types
 
 default_hooks = dict(
