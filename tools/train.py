@@ -24,6 +24,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmscalekd.engine import NonFiniteLossError
+from mmscalekd.models.distillers import TeacherMismatchError
 from mmscalekd.registry import UnknownTypeError, check_model_config
 from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
 from mmscalekd.utils.launch import (
@@ -150,7 +151,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except NonFiniteLossError as err:  # NonFiniteLossHook (default_runtime.py): exit status 1
+    except (NonFiniteLossError, TeacherMismatchError) as err:  # a clear line, exit status 1
         sys.exit(f'tools/train.py: error: {err}')
 
 

@@ -100,6 +100,9 @@ class SafeCheckpointHook(CheckpointHook):
       ``NonFiniteLossHook`` names it when it stops a run. Its path is in the
       message hub as ``last_finite_ckpt``; the checkpoint's
       ``meta['finite_weights']`` says which kind it is.
+    * **Model metadata.** A model with ``checkpoint_meta()`` adds its entries to
+      ``meta`` (``ScaleKDDistiller``: ``meta['teacher']``, the teacher's checkpoint
+      path and sha256).
     * **Exact resume in DDP without per-step collectives.** Right before a save,
       on every rank, :class:`ExactResumeHook` (if configured) gathers the RNG
       states of all ranks; nothing is exchanged on iterations that do not save.
@@ -187,6 +190,9 @@ class SafeCheckpointHook(CheckpointHook):
             if isinstance(hook, ExactResumeHook):
                 hook.prepare_checkpoint(runner)
 
+        if main:  # e.g. ScaleKDDistiller: the teacher record (meta['teacher'])
+            extra = getattr(self._model(runner), 'checkpoint_meta', None)
+            meta = dict(meta, **extra()) if callable(extra) else meta
         tmp = temporary_name(final)
         try:
             runner.save_checkpoint(

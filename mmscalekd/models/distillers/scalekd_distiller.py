@@ -20,8 +20,13 @@ from mmscalekd.registry import MODELS, build_checked, check_types
 from ..teachers import BaseTeacher
 from ..teachers.base_teacher import TeacherTargets
 from .distill_stage import TEACHER_SPACES, DistillStage, derive_geometry, parse_stages
+from .teacher_record import check_teacher, teacher_record
 
 _VIEWS = ('spatial', 'freq')
+#: ``torch.profiler.record_function`` ranges of one :meth:`ScaleKDDistiller.loss` call, in
+#: order; ``tools/analysis_tools/benchmark_distill.py`` reads them back from the real step.
+PROFILE_RANGES = ('scalekd/student', 'scalekd/label_loss', 'scalekd/teacher_targets',
+                  'scalekd/tpp', 'scalekd/projectors', 'scalekd/dfm_loss', 'scalekd/logit_kd')
 _DEFAULT_LABEL_LOSS_WEIGHT = 0.5
 # Errors of one stage's computation that are re-raised naming the stage (same class).
 _STAGE_ERRORS = (ValueError, TypeError, IndexError, RuntimeError)
@@ -127,7 +132,16 @@ class ScaleKDDistiller(BaseModel):
         init_cfg (dict, optional): Defaults to None.
 
     Loss keys: ``student.<head keys>`` (e.g. ``student.loss``), ``distill.loss_kd``
-    and ``distill.loss_<stage>_<view>``.
+    and ``distill.loss_<stage>_<view>``. Each part of :meth:`loss` runs inside a
+    ``torch.profiler.record_function`` range named in :data:`PROFILE_RANGES`.
+
+    Checkpoints: when the teacher reloads its weights at build (a ``checkpoint``,
+    or timm's ``pretrained``), ``state_dict()`` leaves ``teacher.*`` out and stores
+    the teacher record (type, checkpoint, sha256 of the file) as ``_extra_state``;
+    loading such a state dict keeps the built teacher and raises
+    :class:`TeacherMismatchError` if the record names another teacher
+    (``docs/reliability.md``). A teacher without a weight source (random, for
+    tests) stays in the state dict.
     """
 
     def __init__(self,
@@ -218,6 +232,8 @@ class ScaleKDDistiller(BaseModel):
         if self.stages:
             print_log(self.describe_stages(), logger='current', level=logging.INFO)
         self._labels_ignored_reported = False  # label_free: say once if labels are ignored
+        self.register_state_dict_post_hook(_drop_reloaded_teacher)
+        self.register_load_state_dict_pre_hook(_fill_reloaded_teacher)
         self.train()
 
     # ----------------------------------------------------------------- build
@@ -330,6 +346,34 @@ class ScaleKDDistiller(BaseModel):
         return '\n'.join(lines)
 
     # ----------------------------------------------------------------- modes
+    # ------------------------------------------------- checkpoints without the teacher
+    def teacher_reloaded(self) -> bool:
+        """Whether the teacher's weights come back at build (checkpoint or timm pretrained),
+        so that ``state_dict()`` leaves ``teacher.*`` out."""
+        return bool(getattr(self.teacher, 'checkpoint', None)
+                    or getattr(self.teacher, 'pretrained', False))
+
+    def get_extra_state(self) -> dict:
+        """The teacher record (:func:`teacher_record`), saved as ``_extra_state``."""
+        return dict(teacher=teacher_record(self.teacher))
+
+    def set_extra_state(self, state: dict) -> None:
+        """Check that a loaded checkpoint was trained with the teacher built now.
+
+        Raises:
+            TeacherMismatchError: Another teacher architecture, source or file.
+        """
+        saved = (state or {}).get('teacher') if isinstance(state, dict) else None
+        if saved:
+            warning = check_teacher(saved, teacher_record(self.teacher))
+            if warning:
+                print_log(f'ScaleKDDistiller: {warning}', logger='current',
+                          level=logging.WARNING)
+
+    def checkpoint_meta(self) -> dict:
+        """``meta`` entries for a checkpoint (``SafeCheckpointHook``): the teacher record."""
+        return dict(teacher=teacher_record(self.teacher))
+
     def train(self, mode: bool = True) -> 'ScaleKDDistiller':
         """Train the student and connectors; the teacher stays in eval unless
         ``teacher_train_mode`` (its parameters stay frozen either way)."""
@@ -512,18 +556,24 @@ class ScaleKDDistiller(BaseModel):
             self._labeled_indices(data_samples)  # fail before any compute
         elif not self._labels_ignored_reported and data_samples:
             self._report_ignored_labels(data_samples)
+        # One torch.profiler range per part (PROFILE_RANGES); free when no profiler runs.
+        rf = torch.profiler.record_function
         student = self.student
-        feats = student.extract_feat(inputs, stage='backbone')
-        if isinstance(feats, Tensor):
-            feats = (feats, )
-        neck_out = student.neck(feats) if getattr(student, 'neck', None) is not None else feats
-        logits = student.head(neck_out)
+        with rf('scalekd/student'):
+            feats = student.extract_feat(inputs, stage='backbone')
+            if isinstance(feats, Tensor):
+                feats = (feats, )
+            neck_out = (student.neck(feats) if getattr(student, 'neck', None) is not None
+                        else feats)
+            logits = student.head(neck_out)
 
         losses: Dict[str, Tensor] = {}
         if not self.label_free:
-            losses.update(self._label_losses(logits, data_samples))
+            with rf('scalekd/label_loss'):
+                losses.update(self._label_losses(logits, data_samples))
 
-        targets = self._teacher_targets(inputs)
+        with rf('scalekd/teacher_targets'):
+            targets = self._teacher_targets(inputs)
         target = targets.feature
 
         queries: Dict[Tuple[str, str], Tensor] = {}
@@ -532,12 +582,15 @@ class ScaleKDDistiller(BaseModel):
             x = feats[stage.student_index]
             try:
                 if stage.tpp:
-                    preds = self._tpp_views(stage, x)
+                    with rf('scalekd/tpp'):
+                        preds = self._tpp_views(stage, x)
                     queries.update({(name, view): z for view, z in preds.items()})
                 else:
-                    preds = self._project_views(stage, x, queries)
-                stage_losses = self.distill_losses[name](preds.get('spatial'),
-                                                         preds.get('freq'), target)
+                    with rf('scalekd/projectors'):
+                        preds = self._project_views(stage, x, queries)
+                with rf('scalekd/dfm_loss'):
+                    stage_losses = self.distill_losses[name](preds.get('spatial'),
+                                                             preds.get('freq'), target)
             except _STAGE_ERRORS as err:
                 if _OOM_ERRORS and isinstance(err, _OOM_ERRORS):
                     raise
@@ -546,5 +599,33 @@ class ScaleKDDistiller(BaseModel):
                 losses[f'distill.loss_{name}_{view}'] = value
 
         if self.logit_loss is not None:
-            losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
+            with rf('scalekd/logit_kd'):
+                losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
         return losses
+
+
+def _drop_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
+                           local_metadata: dict) -> None:
+    """State-dict post-hook: leave ``teacher.*`` out when the teacher reloads its weights."""
+    if not module.teacher_reloaded():
+        return
+    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        for key in [k for k in metadata
+                    if k == prefix + 'teacher' or k.startswith(prefix + 'teacher.')]:
+            del metadata[key]
+
+
+def _fill_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
+                           local_metadata: dict, strict: bool, missing_keys: list,
+                           unexpected_keys: list, error_msgs: list) -> None:
+    """Load pre-hook: a checkpoint without ``teacher.*`` keeps the teacher built from its own
+    weights (filled in, so nothing is reported missing); older checkpoints without a teacher
+    record load as before."""
+    if not any(k.startswith(prefix + 'teacher.') for k in state_dict):
+        for key, value in module.teacher.state_dict(prefix=prefix + 'teacher.',
+                                                    keep_vars=True).items():
+            state_dict[key] = value
+    state_dict.setdefault(prefix + '_extra_state', dict(teacher=None))
