@@ -1,4 +1,4 @@
-"""Performance options of the distillation step (issue 9): same results with each on and off.
+"""Performance options of the distillation step: same results with each on and off.
 
 No timing assertions: the optimisations must not change what is computed (float tolerance),
 AMP must stay finite and close to fp32, and the benchmark tool must write every field.

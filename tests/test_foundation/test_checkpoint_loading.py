@@ -41,7 +41,7 @@ class _Payload:
 
 
 def _runner_like_checkpoint() -> dict:
-    hub = MessageHub.get_instance('test_compat')
+    hub = MessageHub.get_instance('test_checkpoint_loading')
     hub.update_scalar('train/loss', 1.25)
     hub.update_scalar('train/lr', np.float64(0.1))
     return {
