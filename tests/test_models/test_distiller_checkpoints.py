@@ -1,6 +1,6 @@
 """Distiller checkpoints without the teacher: teacher.* left out when the teacher reloads its
-own weights, the teacher record (checkpoint, sha256) checked on load, older checkpoints and
-random teachers as before."""
+own weights, the teacher record (checkpoint, sha256) in meta and checked before loading (also
+through a Runner), older checkpoints and random teachers as before."""
 import hashlib
 from pathlib import Path
 
@@ -44,10 +44,10 @@ def test_state_dict_leaves_the_reloaded_teacher_out_and_records_it(teachers) -> 
     assert not [k for k in state._metadata if k.startswith('teacher')]
     full = {k for k, _ in model.named_parameters()} | {k for k, _ in model.named_buffers()}
     assert {k for k in full if not k.startswith('teacher.')} <= set(state)
-    record = state['_extra_state']['teacher']
+    assert all(isinstance(v, torch.Tensor) for v in state.values())  # tensors only
+    record = model.checkpoint_meta()['teacher']
     assert record['checkpoint'] == str(teachers['a']) and record['reloaded'] is True
     assert record['sha256'] == hashlib.sha256(teachers['a'].read_bytes()).hexdigest()
-    assert model.checkpoint_meta() == dict(teacher=record)
 
 
 def test_teacher_free_state_dict_loads_strictly_and_keeps_the_built_teacher(teachers) -> None:
@@ -69,31 +69,63 @@ def test_teacher_free_state_dict_loads_strictly_and_keeps_the_built_teacher(teac
 
 
 def test_another_teacher_file_fails_with_both_named(teachers) -> None:
-    state = _distiller(teachers['a']).state_dict()
-    other = _distiller(teachers['b'])
+    meta = _distiller(teachers['a']).checkpoint_meta()
+    _distiller(teachers['a']).check_checkpoint_meta(meta)  # the same teacher passes
     with pytest.raises(TeacherMismatchError, match=r'Other teacher weights.*a\.pth.*b\.pth'):
-        other.load_state_dict(state, strict=True)
+        _distiller(teachers['b']).check_checkpoint_meta(meta)
     with pytest.raises(TeacherMismatchError, match='extract_student.py'):
-        mmengine_load_state_dict(other, state)  # Runner.resume's path (strict=False)
+        _distiller(teachers['b']).check_checkpoint_meta(meta)
     with pytest.raises(TeacherMismatchError, match='weight source'):
-        _distiller(None).load_state_dict(state, strict=True)  # random teacher
+        _distiller(None).check_checkpoint_meta(meta)  # random teacher
+    _distiller(teachers['b']).check_checkpoint_meta({})  # no record (e.g. CheckpointHook)
 
 
 def test_the_same_file_elsewhere_is_accepted(teachers, tmp_path) -> None:
-    state = _distiller(teachers['a']).state_dict()
+    meta = _distiller(teachers['a']).checkpoint_meta()
     moved = tmp_path / 'moved.pth'
     moved.write_bytes(teachers['a'].read_bytes())
-    _distiller(moved).load_state_dict(state, strict=True)  # same sha256: accepted
+    _distiller(moved).check_checkpoint_meta(meta)  # same sha256: accepted
+
+
+def test_safe_checkpoint_hook_writes_the_record_and_checks_it_before_loading(
+        teachers, tmp_path) -> None:
+    from mmengine.runner import Runner
+    from mmpretrain.structures import DataSample
+
+    images = [dict(inputs=torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8),
+                   data_samples=DataSample().set_gt_label(i % 2)) for i in range(4)]
+
+    def cfg(teacher: Path, **kwargs) -> dict:
+        model = Config.fromfile(str(CFG)).model
+        model.teacher.checkpoint = str(teacher)
+        return dict(model=model, work_dir=str(tmp_path / 'work'),
+                    train_dataloader=dict(dataset=images, batch_size=4, num_workers=0,
+                                          sampler=dict(type='DefaultSampler', shuffle=False),
+                                          collate_fn=dict(type='default_collate')),
+                    train_cfg=dict(by_epoch=False, max_iters=1),
+                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+                    default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook', interval=1,
+                                                       by_epoch=False)),
+                    default_scope='mmscalekd', log_level='ERROR',
+                    env_cfg=dict(dist_cfg=dict(backend='gloo')), **kwargs)
+
+    Runner(**cfg(teachers['a'])).train()
+    ckpt = torch.load(tmp_path / 'work' / 'iter_1.pth', weights_only=False)
+    assert ckpt['meta']['teacher']['sha256'] == hashlib.sha256(
+        teachers['a'].read_bytes()).hexdigest()
+    assert not [k for k in ckpt['state_dict'] if k.startswith('teacher.')]
+    runner = Runner(**cfg(teachers['b'], load_from=str(tmp_path / 'work' / 'iter_1.pth')))
+    with pytest.raises(TeacherMismatchError, match='Other teacher weights'):
+        runner.load_or_resume()
 
 
 def test_random_teacher_stays_in_the_state_dict_and_older_checkpoints_load() -> None:
     model = _distiller(None)
     state = model.state_dict()
     assert [k for k in state if k.startswith('teacher.')]
-    assert state['_extra_state']['teacher']['reloaded'] is False
-    older = {k: v for k, v in state.items() if k != '_extra_state'}  # before the record
+    assert model.checkpoint_meta()['teacher']['reloaded'] is False
     fresh = _distiller(None)
-    fresh.load_state_dict(older, strict=True)
+    fresh.load_state_dict(state, strict=True)  # as every checkpoint before
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(fresh.teacher.state_dict()[key], value), key
 
@@ -102,9 +134,8 @@ def test_ema_copy_saves_and_loads_without_the_teacher(teachers) -> None:
     ema = ExponentialMovingAverage(_distiller(teachers['a']), momentum=0.1)
     state = ema.state_dict()
     assert not [k for k in state if k.startswith('module.teacher.')]
-    ExponentialMovingAverage(_distiller(teachers['a']), momentum=0.1).load_state_dict(state)
-    with pytest.raises(TeacherMismatchError):
-        ExponentialMovingAverage(_distiller(teachers['b']), momentum=0.1).load_state_dict(state)
+    fresh = ExponentialMovingAverage(_distiller(teachers['a']), momentum=0.1)
+    fresh.load_state_dict(state, strict=True)
 
 
 def test_check_teacher_cases() -> None:

@@ -48,10 +48,7 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
     for part in ('state_dict', 'ema_state_dict'):
         assert a[part].keys() == b[part].keys()
         for key in a[part]:
-            if isinstance(a[part][key], torch.Tensor):
-                assert torch.equal(a[part][key], b[part][key]), f'{part}.{key} differs'
-            else:  # a distiller's teacher record (_extra_state)
-                assert a[part][key] == b[part][key], f'{part}.{key} differs'
+            assert torch.equal(a[part][key], b[part][key]), f'{part}.{key} differs'
     state_a, state_b = a['optimizer']['state'], b['optimizer']['state']
     assert state_a.keys() == state_b.keys()
     for key in state_a:

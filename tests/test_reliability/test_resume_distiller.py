@@ -98,7 +98,7 @@ def test_distiller_sigkill_mid_epoch_then_resume_is_bitwise_exact(tmp_path: Path
     sha = hashlib.sha256(data['teacher'].read_bytes()).hexdigest()
     assert result['meta']['teacher']['sha256'] == sha
     assert result['meta']['teacher']['checkpoint'] == str(data['teacher'])
-    assert result['state_dict']['_extra_state']['teacher'] == result['meta']['teacher']
+    assert all(isinstance(v, torch.Tensor) for v in result['state_dict'].values())
 
     other = tmp_path / 'other_teacher.pth'
     torch.manual_seed(1)

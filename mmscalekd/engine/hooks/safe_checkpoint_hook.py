@@ -101,8 +101,10 @@ class SafeCheckpointHook(CheckpointHook):
       message hub as ``last_finite_ckpt``; the checkpoint's
       ``meta['finite_weights']`` says which kind it is.
     * **Model metadata.** A model with ``checkpoint_meta()`` adds its entries to
-      ``meta`` (``ScaleKDDistiller``: ``meta['teacher']``, the teacher's checkpoint
-      path and sha256).
+      ``meta``, and one with ``check_checkpoint_meta(meta)`` checks them before a
+      checkpoint is loaded (resume, ``load_from``). ``ScaleKDDistiller``:
+      ``meta['teacher']``, the teacher's checkpoint path and sha256; another
+      teacher fails with ``TeacherMismatchError``.
     * **Exact resume in DDP without per-step collectives.** Right before a save,
       on every rank, :class:`ExactResumeHook` (if configured) gathers the RNG
       states of all ranks; nothing is exchanged on iterations that do not save.
@@ -149,6 +151,12 @@ class SafeCheckpointHook(CheckpointHook):
         if self._safe and self._local() and is_main_process():
             for folder in {self.out_dir, runner.work_dir}:
                 remove_stale_temporaries(folder, runner.logger)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Let the model check the checkpoint's metadata before its weights are loaded."""
+        check = getattr(self._model(runner), 'check_checkpoint_meta', None)
+        if callable(check):
+            check(checkpoint.get('meta') or {})
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         if not (self._safe and self._local()):

@@ -136,10 +136,12 @@ class ScaleKDDistiller(BaseModel):
     ``torch.profiler.record_function`` range named in :data:`PROFILE_RANGES`.
 
     Checkpoints: when the teacher reloads its weights at build (a ``checkpoint``,
-    or timm's ``pretrained``), ``state_dict()`` leaves ``teacher.*`` out and stores
-    the teacher record (type, checkpoint, sha256 of the file) as ``_extra_state``;
-    loading such a state dict keeps the built teacher and raises
-    :class:`TeacherMismatchError` if the record names another teacher
+    or timm's ``pretrained``), ``state_dict()`` leaves ``teacher.*`` out and loading
+    such a state dict keeps the built teacher. :meth:`checkpoint_meta` gives the
+    teacher record (type, checkpoint, sha256 of the file) that
+    ``SafeCheckpointHook`` writes to ``meta['teacher']``, and
+    :meth:`check_checkpoint_meta`, which it calls before a checkpoint is loaded,
+    raises :class:`TeacherMismatchError` for another teacher
     (``docs/reliability.md``). A teacher without a weight source (random, for
     tests) stays in the state dict.
     """
@@ -353,26 +355,21 @@ class ScaleKDDistiller(BaseModel):
         return bool(getattr(self.teacher, 'checkpoint', None)
                     or getattr(self.teacher, 'pretrained', False))
 
-    def get_extra_state(self) -> dict:
-        """The teacher record (:func:`teacher_record`), saved as ``_extra_state``."""
+    def checkpoint_meta(self) -> dict:
+        """``meta`` entries for a checkpoint (``SafeCheckpointHook``): the teacher record
+        (:func:`teacher_record`: type, checkpoint, sha256 of the file)."""
         return dict(teacher=teacher_record(self.teacher))
 
-    def set_extra_state(self, state: dict) -> None:
-        """Check that a loaded checkpoint was trained with the teacher built now.
+    def check_checkpoint_meta(self, meta: dict) -> None:
+        """Check that a checkpoint about to be loaded was trained with the teacher built now
+        (``SafeCheckpointHook.after_load_checkpoint``; a meta without a record passes).
 
         Raises:
-            TeacherMismatchError: Another teacher architecture, source or file.
+            TeacherMismatchError: Another teacher architecture, weight source or file.
         """
-        saved = (state or {}).get('teacher') if isinstance(state, dict) else None
-        if saved:
-            warning = check_teacher(saved, teacher_record(self.teacher))
-            if warning:
-                print_log(f'ScaleKDDistiller: {warning}', logger='current',
-                          level=logging.WARNING)
-
-    def checkpoint_meta(self) -> dict:
-        """``meta`` entries for a checkpoint (``SafeCheckpointHook``): the teacher record."""
-        return dict(teacher=teacher_record(self.teacher))
+        warning = check_teacher((meta or {}).get('teacher'), teacher_record(self.teacher))
+        if warning:
+            print_log(f'ScaleKDDistiller: {warning}', logger='current', level=logging.WARNING)
 
     def train(self, mode: bool = True) -> 'ScaleKDDistiller':
         """Train the student and connectors; the teacher stays in eval unless
@@ -621,11 +618,9 @@ def _drop_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: s
 def _fill_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
                            local_metadata: dict, strict: bool, missing_keys: list,
                            unexpected_keys: list, error_msgs: list) -> None:
-    """Load pre-hook: a checkpoint without ``teacher.*`` keeps the teacher built from its own
-    weights (filled in, so nothing is reported missing); older checkpoints without a teacher
-    record load as before."""
+    """Load pre-hook: a state dict without ``teacher.*`` keeps the teacher built from its own
+    weights (filled in, so nothing is reported missing); one with them loads as before."""
     if not any(k.startswith(prefix + 'teacher.') for k in state_dict):
         for key, value in module.teacher.state_dict(prefix=prefix + 'teacher.',
                                                     keep_vars=True).items():
             state_dict[key] = value
-    state_dict.setdefault(prefix + '_extra_state', dict(teacher=None))

@@ -1,10 +1,10 @@
 """Which teacher a distiller checkpoint was trained with: its weight source and their sha256.
 
 A distiller whose teacher is reloaded from its own weights at build (a checkpoint path or URL,
-or timm's ``pretrained=True``) leaves ``teacher.*`` out of its state dict and stores this
-record instead (``ScaleKDDistiller.get_extra_state``, and ``meta['teacher']`` through
-``SafeCheckpointHook``). On load the record is compared with the teacher the config built; a
-different teacher is an error (:class:`TeacherMismatchError`).
+or timm's ``pretrained=True``) leaves ``teacher.*`` out of its state dict; this record goes to
+the checkpoint's ``meta['teacher']`` instead (``ScaleKDDistiller.checkpoint_meta``, written by
+``SafeCheckpointHook``). Before a checkpoint is loaded the record is compared with the teacher
+the config built; a different teacher is an error (:class:`TeacherMismatchError`).
 """
 from __future__ import annotations
 
