@@ -31,6 +31,9 @@ FORMAT = 'mmscalekd-teacher-cache'
 VERSION = 1
 MANIFEST = 'manifest.json'
 WRITING = 'writing.json'
+#: MessageHub info key that ``TeacherCacheHook`` sets (to the cache's ``config_sha256``) once
+#: its start-up checks passed; a cached distiller refuses to train in a Runner without it.
+CHECKED_KEY = 'teacher_cache_checked'
 
 _REMOTE = ('http://', 'https://', 's3://', 'open-mmlab://', 'torchvision://', 'mmcls://',
            'openmmlab://', 'modelzoo://', 'pavi://')

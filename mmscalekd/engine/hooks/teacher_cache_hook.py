@@ -5,12 +5,10 @@ import math
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.runner import IterBasedTrainLoop
 
 from mmscalekd.registry import HOOKS
-from mmscalekd.teacher_cache.manifest import TeacherCacheError
-
-#: MessageHub info key set once the checks passed (the distiller asks for it).
-CHECKED_KEY = 'teacher_cache_checked'
+from mmscalekd.teacher_cache.manifest import CHECKED_KEY, TeacherCacheError
 
 
 def _unwrap(model):
@@ -56,7 +54,7 @@ class TeacherCacheHook(Hook):
                 "needs sampler=dict(type='EpochTaggedSampler', shuffle=True) (its keys carry "
                 'the epoch, so every epoch replays its own views and targets).')
         model = _unwrap(runner.model)
-        cache = getattr(model, 'teacher_cache_manifest', None)
+        cache = getattr(getattr(model, 'teacher_cache', None), 'manifest', None)
         if cache is None:
             raise TeacherCacheError(
                 f'TeacherCacheHook: the model {type(model).__name__} has no teacher_cache; set '
@@ -67,13 +65,13 @@ class TeacherCacheHook(Hook):
                 f'({cache.config_sha256[:12]}), the dataset the one in {dataset.cache_dir} '
                 f'({dataset.manifest.config_sha256[:12]}); point both to the same cache.')
         loop = runner.train_loop
-        if hasattr(loop, 'max_epochs'):
-            needed = int(loop.max_epochs)
-            how = f'max_epochs={needed}'
-        else:
+        if isinstance(loop, IterBasedTrainLoop):  # (it reports max_epochs=1)
             per_epoch = len(loader)
             needed = max(1, math.ceil(int(loop.max_iters) / per_epoch))
             how = f'max_iters={loop.max_iters} at {per_epoch} batches per epoch'
+        else:
+            needed = int(loop.max_epochs)
+            how = f'max_epochs={needed}'
         try:
             dataset.manifest.check_epochs(needed, cycle=dataset.cycle)
         except TeacherCacheError as err:
