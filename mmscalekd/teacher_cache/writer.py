@@ -119,6 +119,35 @@ def cache_sources(cfg: Any) -> CacheSources:
                         teacher=teacher, data_preprocessor=preprocessor)
 
 
+def live_config(cfg: Any) -> Any:
+    """The live-teacher twin of a cached training config: the same views, no cache.
+
+    The ``TeacherCacheDataset`` becomes a ``SeededViewDataset`` with the same dataset, seed and
+    mixing, the distiller loses ``teacher_cache`` (so it builds and runs the teacher) and
+    ``TeacherCacheHook`` is dropped. Training it gives the run the cache replays (used by the
+    equivalence tests, the benchmark and the top-k sweep).
+
+    Args:
+        cfg (Config): A cached config.
+
+    Returns:
+        Config: A new config.
+    """
+    from mmengine.config import Config
+    live = Config(cfg.to_dict())
+    dataset = live.train_dataloader.dataset
+    if dataset.get('type') != 'TeacherCacheDataset':
+        raise TeacherCacheError(f'live_config needs a TeacherCacheDataset config, got '
+                                f'{dataset.get("type")!r}')
+    dataset.type = 'SeededViewDataset'
+    for key in ('cache_dir', 'cycle', 'verify_views'):
+        dataset.pop(key, None)
+    live.model.pop('teacher_cache', None)
+    live.custom_hooks = [h for h in live.get('custom_hooks', [])
+                         if h.get('type') != 'TeacherCacheHook']
+    return live
+
+
 def library_versions() -> Dict[str, str]:
     """Versions of the libraries that shape views and teacher outputs."""
     out = {}

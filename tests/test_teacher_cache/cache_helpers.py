@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 
 from mmscalekd.registry import MODELS
+from mmscalekd.teacher_cache.writer import live_config  # noqa: F401  (re-exported)
 from tests._builders import write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,15 +45,4 @@ def tiny_config(data: Dict[str, Path], cache_dir: Path,
     cfg.merge_from_dict(options(data, cache_dir))
     if extra:
         cfg.merge_from_dict(extra)
-    return cfg
-
-
-def live_config(cfg: Config) -> Config:
-    """The live-teacher twin of a cached config: same views, no cache."""
-    cfg = Config(cfg.to_dict())
-    dataset = cfg.train_dataloader.dataset
-    dataset.type = 'SeededViewDataset'
-    dataset.pop('cache_dir')
-    cfg.model.pop('teacher_cache')
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'TeacherCacheHook']
     return cfg

@@ -75,3 +75,19 @@ def test_benchmark_tool_times_both_modes(data: dict, tmp_path: Path) -> None:
     assert r['bytes_per_sample_epoch'] == 4 * 10 + 8 and r['write']['samples'] == 32
     assert r['cached_model_has_teacher'] is False and r['teacher_params'] > 0
     assert json.loads(out.read_text())['results'][0]['topk'] == 10
+
+
+def test_topk_sweep_tool_trains_one_run_per_cache(data: dict, tmp_path: Path) -> None:
+    from mmscalekd.teacher_cache.writer import write_teacher_cache
+    from tests.test_teacher_cache.cache_helpers import tiny_config
+    source = tmp_path / 'all'
+    write_teacher_cache(tiny_config(data, source), epochs=2, topk=None, dtype='float32')
+    tool = _tool('tools/analysis_tools/teacher_cache_topk_sweep.py')
+    results = tool.main([str(CFG), '--source', str(source), '--topk', '3', '--also-source',
+                         '--live', '--work-dir', str(tmp_path / 'sweep'), '--cfg-options',
+                         *[f'{k}={v}' for k, v in options(data, source).items()]])
+    assert [r['name'] for r in results] == ['live teacher', 'cache top-10 float32',
+                                            'cache top-3 float16']
+    assert [r.get('bytes') for r in results] == [None, 68, 20]
+    assert json.loads((tmp_path / 'sweep' / 'sweep.json').read_text())['results'][2]['bytes'] \
+        == 20

@@ -41,7 +41,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmscalekd.engine.hooks import TeacherCacheHook  # noqa: E402
-from mmscalekd.teacher_cache.writer import write_teacher_cache  # noqa: E402
+from mmscalekd.teacher_cache.writer import live_config, write_teacher_cache  # noqa: E402
 from mmscalekd.utils import register_all_modules  # noqa: E402
 
 
@@ -63,19 +63,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if getattr(args, name) < (1 if name != 'warmup' else 0):
             p.error(f'--{name} must be positive, got {getattr(args, name)}')
     return args
-
-
-def live_twin(cfg: Config) -> Config:
-    """The same run with the live teacher: ``SeededViewDataset`` views, no cache, no hook."""
-    live = Config(cfg.to_dict())
-    dataset = live.train_dataloader.dataset
-    dataset.type = 'SeededViewDataset'
-    for key in ('cache_dir', 'cycle', 'verify_views'):
-        dataset.pop(key, None)
-    live.model.pop('teacher_cache', None)
-    live.custom_hooks = [h for h in live.get('custom_hooks', [])
-                         if h.get('type') != 'TeacherCacheHook']
-    return live
 
 
 def _endless(runner: Runner) -> Iterator:
@@ -125,7 +112,7 @@ def bench_config(path: str, args: argparse.Namespace, work_dir: str) -> dict:
     write_wall, write_cpu = time.perf_counter() - w0, time.process_time() - c0
     manifest = result.manifest
 
-    modes = {'live': _prepare(live_twin(cfg), _osp.join(work_dir, name, 'live'), False),
+    modes = {'live': _prepare(live_config(cfg), _osp.join(work_dir, name, 'live'), False),
              'cached': _prepare(cfg, _osp.join(work_dir, name, 'cached'), True)}
     for mode in modes.values():
         for _ in range(args.warmup):
