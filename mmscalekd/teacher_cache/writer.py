@@ -309,15 +309,19 @@ def write_teacher_cache(cfg: Any,
                          dtype=dtype, shard_size=shard_size, created_with=library_versions(),
                          root=root)
     existing = None
+    status: List[Any] = [None, None]  # (epochs already complete, error) from rank 0
     if rank == 0:
-        os.makedirs(root, exist_ok=True)
-        existing = _check_existing(root, plan)
-        if existing is None or existing.epochs < epochs:
-            write_json_atomic(osp.join(root, WRITING), plan.to_json())
-    status = [None if existing is None else existing.epochs]
-    if world_size > 1:
-        broadcast_object_list(status, src=0)
-    barrier()
+        try:
+            os.makedirs(root, exist_ok=True)
+            existing = _check_existing(root, plan)
+            if existing is None or existing.epochs < epochs:
+                write_json_atomic(osp.join(root, WRITING), plan.to_json())
+            status[0] = None if existing is None else existing.epochs
+        except (TeacherCacheError, OSError) as err:
+            status[1] = str(err)
+    _share(status, world_size)  # every rank stops on rank 0's refusal (no rank left waiting)
+    if status[1] is not None:
+        raise TeacherCacheError(status[1])
     if status[0] is not None and status[0] >= epochs:
         print_log(f'{root} already holds {status[0]} epoch(s) of this cache; nothing to write',
                   logger='current')
@@ -373,14 +377,20 @@ def write_teacher_cache(cfg: Any,
     barrier()
 
     manifest = None
+    final: List[Any] = [None]
     if rank == 0:
         shards = []
         for epoch, part in work:
             side = read_sidecar(root, epoch, part)
             if side is None:
-                raise TeacherCacheError(f'{root}: shard {part} of epoch {epoch} is missing after '
-                                        'every process finished; run the writer again')
+                final[0] = (f'{root}: shard {part} of epoch {epoch} is missing after every '
+                            'process finished; run the writer again')
+                break
             shards.append(side)
+    _share(final, world_size)
+    if final[0] is not None:
+        raise TeacherCacheError(final[0])
+    if rank == 0:
         plan.shards = shards
         plan.writer = dict(world_size=world_size, device=str(device), amp=amp,
                            batch_size=batch_size, num_workers=num_workers,
@@ -396,6 +406,13 @@ def write_teacher_cache(cfg: Any,
                   f'epoch', logger='current')
     barrier()
     return WriteResult(root, written, skipped, samples, seconds, manifest)
+
+
+def _share(values: List[Any], world_size: int) -> None:
+    """Broadcast rank 0's ``values`` to every rank (in place), then wait for all."""
+    if world_size > 1:
+        broadcast_object_list(values, src=0)
+    barrier()
 
 
 def _collate(samples: list) -> dict:

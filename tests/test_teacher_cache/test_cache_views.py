@@ -167,3 +167,14 @@ def test_epoch_tagged_sampler_tags_default_sampler_order_with_the_epoch() -> Non
     tagged.start_at(7)  # resume mid-epoch: the rest of epoch 4
     assert list(tagged) == [(4, i) for i in list(plain)[7:]]
     assert len(tagged) == 10
+
+
+def test_views_are_the_same_in_dataloader_workers(data_root: Path) -> None:
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+    ds = _views(data_root, seed=0, mix=MIX)
+    keys = [(1, i) for i in range(10)]
+    loader = DataLoader(ds, batch_size=5, sampler=keys, num_workers=2, collate_fn=pseudo_collate)
+    loaded = [x for batch in loader for x in batch['inputs']]
+    for key, x in zip(keys, loaded):
+        assert torch.equal(x, ds[key]['inputs']), key
