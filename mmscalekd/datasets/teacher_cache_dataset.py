@@ -1,7 +1,8 @@
 """Training views with the teacher's cached soft targets attached."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from collections import OrderedDict
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
@@ -58,11 +59,15 @@ class TeacherCacheDataset(SeededViewDataset):
         self.manifest: CacheManifest = load_manifest(cache_dir)
         self.manifest.check_views(self.identity(), len(self))
         self.manifest.check_shards()
-        self._parts: Dict[Tuple[int, int], np.ndarray] = {}
+        self._parts: 'OrderedDict[Tuple[int, int], np.ndarray]' = OrderedDict()
+
+    #: Shards kept memory-mapped per process (each holds a file descriptor): an epoch of
+    #: ImageNet in shards of 10000 is 129 of them.
+    max_open_shards = 256
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state['_parts'] = {}  # memory maps are reopened in each worker
+        state['_parts'] = OrderedDict()  # memory maps are reopened in each worker
         return state
 
     @property
@@ -84,7 +89,11 @@ class TeacherCacheDataset(SeededViewDataset):
         key = (epoch, part)
         array = self._parts.get(key)
         if array is None:
+            if len(self._parts) >= self.max_open_shards:
+                self._parts.popitem(last=False)  # the least recently used
             array = self._parts[key] = self.manifest.open_part(epoch, part)
+        else:
+            self._parts.move_to_end(key)
         return array[offset]
 
     def __getitem__(self, key: Any) -> Any:

@@ -263,3 +263,14 @@ def test_manifest_json_is_readable(written: dict) -> None:
     assert obj['format'] == 'mmscalekd-teacher-cache' and obj['version'] == 1
     assert obj['views']['config']['seed'] == 0
     assert obj['views']['config']['mix']['augments'][0]['type'] == 'Mixup'
+
+
+def test_replay_keeps_a_bounded_number_of_shards_open(written: dict) -> None:
+    ds = _dataset(written['cfg'])
+    ds.max_open_shards = 2
+    for epoch in range(2):
+        for i in (0, 13, 25):  # three shards per epoch
+            ds[(epoch, i)]
+    assert list(ds._parts) == [(1, 1), (1, 2)]
+    assert torch.equal(ds[(0, 0)]['data_samples'].teacher_logits,
+                       _dataset(written['cfg'])[(0, 0)]['data_samples'].teacher_logits)

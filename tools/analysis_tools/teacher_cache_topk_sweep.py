@@ -57,7 +57,8 @@ def _train(cfg: Config, work_dir: str, metric: str) -> dict:
     start = time.perf_counter()
     runner = Runner.from_cfg(cfg)
     runner.train()
-    value = runner.message_hub.get_info(f'val/{metric}')
+    scalar = runner.message_hub.log_scalars.get(f'val/{metric}')  # RuntimeInfoHook puts it
+    value = scalar.current() if scalar is not None else None
     return dict(metric=None if value is None else float(value),
                 wall_s=round(time.perf_counter() - start, 1))
 
