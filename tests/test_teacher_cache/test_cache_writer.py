@@ -274,3 +274,31 @@ def test_replay_keeps_a_bounded_number_of_shards_open(written: dict) -> None:
     assert list(ds._parts) == [(1, 1), (1, 2)]
     assert torch.equal(ds[(0, 0)]['data_samples'].teacher_logits,
                        _dataset(written['cfg'])[(0, 0)]['data_samples'].teacher_logits)
+
+
+def test_compare_caches_measures_the_target_deviation(written: dict, tmp_path: Path) -> None:
+    from mmscalekd.teacher_cache.compare import compare_caches
+    full = load_manifest(str(written['cache']))
+    same = compare_caches(full, full)
+    assert same['samples'] == 2 * NUM_TRAIN and same['mean_kl'] == 0.0
+    assert same['mean_rest_mass'] == pytest.approx(0.0, abs=1e-6) and same['top1_agree'] == 1.0
+    top1 = derive_cache(written['cfg'], str(written['cache']), out_dir=str(tmp_path / 't1'),
+                        topk=1)
+    dev = compare_caches(full, top1)
+    assert dev['mean_kl'] > 0 and 0 < dev['mean_rest_mass'] < 0.9 and dev['top1_agree'] == 1.0
+    # the rest mass of a top-1 cache is 1 - p_max of the reference
+    ds_ref = _dataset(written['cfg'])
+    p = torch.stack([ds_ref[(0, i)]['data_samples'].teacher_logits.softmax(0)
+                     for i in range(NUM_TRAIN)])
+    assert compare_caches(full, top1, max_samples=8)['samples'] == 2 * 8  # 8 per epoch
+    assert float((1 - p.max(1).values).mean()) == pytest.approx(
+        compare_caches(full, _epoch0(top1))['mean_rest_mass'], rel=1e-4)
+
+
+def _epoch0(m):
+    import copy
+    m = copy.copy(m)
+    m.shards = [s for s in m.shards if s['epoch'] == 0]
+    if hasattr(m, '_by_key'):
+        del m._by_key
+    return m

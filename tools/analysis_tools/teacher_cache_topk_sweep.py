@@ -3,7 +3,9 @@
 From a cache of all classes in fp32 (``tools/write_teacher_cache.py CONFIG --topk all --dtype
 float32``), derives the caches of each ``--topk`` in ``--dtype`` (no teacher run), trains the
 config on each (and, with ``--live``, its live-teacher twin on the same views) one after the
-other in this process, and reports the last validation top-1 and the wall time of each run.
+other in this process, and reports the last validation top-1 and the wall time of each run,
+and how far each cache's soft targets are from the source's (``compare_caches``: mean KL, max
+|dp|, the mass outside the top-k), which does not depend on training noise.
 The remaining probability mass of a top-k cache is spread uniformly over the other classes
 (``docs/teacher_cache.md``); this measures what that costs.
 
@@ -29,6 +31,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmscalekd.teacher_cache import load_manifest  # noqa: E402
+from mmscalekd.teacher_cache.compare import compare_caches  # noqa: E402
 from mmscalekd.teacher_cache.writer import derive_cache, live_config  # noqa: E402
 from mmscalekd.utils import register_all_modules  # noqa: E402
 
@@ -43,6 +46,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='also train on the source cache itself (all classes, float32)')
     p.add_argument('--live', action='store_true', help='also train the live-teacher twin')
     p.add_argument('--work-dir', required=True)
+    p.add_argument('--targets-only', action='store_true',
+                   help='only derive the caches and compare their targets (no training)')
     p.add_argument('--metric', default='accuracy/top1', help='validation metric to report')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
@@ -84,12 +89,19 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         run = Config(cfg.to_dict())
         run.train_dataloader.dataset.cache_dir = path
         run.model.teacher_cache.cache_dir = path
-        runs.append(dict(name=name, cfg=run, bytes=load_manifest(path).record_bytes))
+        runs.append(dict(name=name, cfg=run, bytes=load_manifest(path).record_bytes,
+                         targets=compare_caches(source, load_manifest(path))))
     results = []
     for i, run in enumerate(runs):
+        if args.targets_only:
+            run.pop('cfg')
+            results.append(run)
+            print(f"{run['name']}: targets {run.get('targets')}", flush=True)
+            continue
         res = _train(run.pop('cfg'), _osp.join(args.work_dir, f'run{i}'), args.metric)
         results.append(dict(run, **res))
-        print(f"{run['name']}: {args.metric} {res['metric']}, {res['wall_s']} s", flush=True)
+        print(f"{run['name']}: {args.metric} {res['metric']}, {res['wall_s']} s, targets "
+              f"{run.get('targets')}", flush=True)
     with open(_osp.join(args.work_dir, 'sweep.json'), 'w') as f:
         json.dump(dict(config=args.config, source=args.source, results=results), f, indent=1)
     return results
