@@ -16,6 +16,7 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmscalekd.registry import MODELS, build_checked, check_types
+from mmscalekd.teacher_cache.replay import CachedTeacherTargets
 
 from ..teachers import BaseTeacher
 from ..teachers.base_teacher import TeacherTargets
@@ -122,6 +123,13 @@ class ScaleKDDistiller(BaseModel):
             ``torch.inference_mode`` instead of ``torch.no_grad`` (same values, less
             bookkeeping); the targets are cloned into normal tensors so that any
             loss may save them for backward. Defaults to True.
+        teacher_cache (dict, optional): Replay a teacher cache instead of running the teacher
+            (logit-only distillation, ``distill_stages=[]``; ``docs/teacher_cache.md``):
+            ``dict(cache_dir=..., check_interval=0, check_tolerance=None)``. The teacher is then
+            not built (unless ``check_interval`` N > 0, which re-runs it on every N-th batch and
+            logs the deviation); its config is still needed, to check it against the cache.
+            The soft targets are the ``teacher_logits`` of the data samples
+            (``TeacherCacheDataset``). Defaults to None.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ClsDataPreprocessor`` with its defaults.
         init_cfg (dict, optional): Defaults to None.
@@ -142,6 +150,7 @@ class ScaleKDDistiller(BaseModel):
                  input_size: Optional[Union[int, Sequence[int]]] = None,
                  batch_tpp_views: Union[bool, str] = 'auto',
                  inference_mode_targets: bool = True,
+                 teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -191,12 +200,24 @@ class ScaleKDDistiller(BaseModel):
             raise TypeError(f'the student head {type(self.student.head).__name__} has no '
                             '_get_loss(cls_score, data_samples) (an mmpretrain ClsHead)')
 
-        self.teacher = self._build_teacher(teacher)
-        self.teacher.train_mode = self.teacher_train_mode
-        mean = getattr(self.data_preprocessor, 'mean', None)
-        std = getattr(self.data_preprocessor, 'std', None)
-        if getattr(self.data_preprocessor, '_enable_normalize', mean is not None):
-            self.teacher.set_student_normalization(mean, std)
+        self.teacher_cache = None if teacher_cache is None else CachedTeacherTargets(
+            teacher_cache, teacher, data_preprocessor,
+            num_classes=getattr(self.student.head, 'num_classes', None),
+            distill_stages=distill_stages, has_logit_loss=logit_loss is not None,
+            teacher_train_mode=self.teacher_train_mode)
+        self.teacher = None  # not built when a cache replaces it
+        if self.teacher_cache is None or self.teacher_cache.builds_teacher:
+            # A forked RNG: the student's initialisation (init_weights, after this) is the
+            # same with the teacher as without it (a teacher cache), whatever its size.
+            with torch.random.fork_rng(devices=[]):
+                self.teacher = self._build_teacher(teacher)
+            self.teacher.train_mode = self.teacher_train_mode
+            mean = getattr(self.data_preprocessor, 'mean', None)
+            std = getattr(self.data_preprocessor, 'std', None)
+            if getattr(self.data_preprocessor, '_enable_normalize', mean is not None):
+                self.teacher.set_student_normalization(mean, std)
+            if self.teacher_cache is not None:
+                self.teacher_cache.check_teacher_weights(self.teacher)
 
         self.logit_loss = (build_checked(MODELS, logit_loss, 'ScaleKDDistiller.logit_loss')
                            if logit_loss is not None else None)
@@ -205,7 +226,8 @@ class ScaleKDDistiller(BaseModel):
                           'no gradient, which breaks DDP without find_unused_parameters.')
 
         self.input_size = (_hw(input_size) if input_size is not None
-                           else tuple(self.teacher.input_size))
+                           else tuple(self.teacher.input_size) if self.teacher is not None
+                           else None)  # no teacher (a cache): no stages, no dry run
         self.stages: Tuple[DistillStage, ...] = self._parse_stages(distill_stages)
         if not self.stages and self.logit_loss is None:
             raise ValueError('Nothing to distil: distill_stages is empty and logit_loss is None. '
@@ -334,7 +356,8 @@ class ScaleKDDistiller(BaseModel):
         """Train the student and connectors; the teacher stays in eval unless
         ``teacher_train_mode`` (its parameters stay frozen either way)."""
         super().train(mode)
-        self.teacher.train(mode)
+        if self.teacher is not None:
+            self.teacher.train(mode)
         return self
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
@@ -523,6 +546,8 @@ class ScaleKDDistiller(BaseModel):
         if not self.label_free:
             losses.update(self._label_losses(logits, data_samples))
 
+        if self.teacher_cache is not None:
+            return self._cached_logit_loss(inputs, logits, data_samples, losses)
         targets = self._teacher_targets(inputs)
         target = targets.feature
 
@@ -547,4 +572,14 @@ class ScaleKDDistiller(BaseModel):
 
         if self.logit_loss is not None:
             losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
+        return losses
+
+    def _cached_logit_loss(self, inputs: Tensor, logits: Tensor, data_samples: list,
+                           losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The logit KD term on the cached teacher logits (and, in check mode, the deviation)."""
+        teacher_logits = self.teacher_cache.logits(data_samples, logits.device)
+        if self.teacher is not None and self.training and self.teacher_cache.check_due():
+            live = self._teacher_targets(inputs).logits
+            losses.update(self.teacher_cache.deviation(teacher_logits, live))
+        losses['distill.loss_kd'] = self.logit_loss(logits, teacher_logits)
         return losses
