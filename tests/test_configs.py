@@ -52,6 +52,7 @@ def shrink_scalekd(model: dict) -> dict:
     teacher = model['teacher']
     backbone = teacher['model']['backbone']
     teacher['checkpoint'] = None
+    teacher['allow_random_teacher'] = True
     if backbone['type'] == 'SwinTransformer':
         backbone['arch'] = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2])
         tpp, final = 64, 128  # stage-3 and stage-4 widths of that arch
@@ -123,6 +124,7 @@ def test_scalekd_model_builds(path):
     if osp.basename(path) in FULL_SIZE:
         model_cfg = cfg.model.to_dict()
         model_cfg['teacher']['checkpoint'] = None
+        model_cfg['teacher']['allow_random_teacher'] = True
     else:
         model_cfg = shrink_scalekd(cfg.model.to_dict())
     model = MODELS.build(model_cfg)
