@@ -38,6 +38,11 @@ def _teacher_types() -> List[str]:
     return sorted(names)
 
 
+def _not_an_adapter(got: str) -> TypeError:
+    return TypeError(f'teacher must be a teacher adapter ({_teacher_types()}), got {got}; wrap '
+                     "a classifier as dict(type='MMPretrainSwinTeacher', model=...) or similar")
+
+
 def _hw(value: Union[int, Sequence[int]], name: str = 'input_size') -> Tuple[int, int]:
     pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
     if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
@@ -246,6 +251,13 @@ class ScaleKDDistiller(BaseModel):
         given['train_mode'] = train_mode
         if isinstance(teacher, dict):
             cfg = dict(teacher)
+            cls = cfg.get('type')
+            try:
+                cls = MODELS.get(cls) if isinstance(cls, str) else cls
+            except Exception:  # noqa: BLE001  (an unimportable scope prefix: build_checked says)
+                cls = None
+            if cls is not None and not (isinstance(cls, type) and issubclass(cls, BaseTeacher)):
+                raise _not_an_adapter(getattr(cls, '__name__', repr(cls)))
             for key, value in given.items():
                 if key in cfg and cfg[key] is not None and cfg[key] != value:
                     source = ('teacher_train_mode' if key == 'train_mode'
@@ -259,9 +271,7 @@ class ScaleKDDistiller(BaseModel):
             teacher = build_checked(MODELS, cfg, 'ScaleKDDistiller.teacher',
                                     hint=f'Teacher adapters: {_teacher_types()}.')
         if not isinstance(teacher, BaseTeacher):
-            raise TypeError(f'teacher must be a teacher adapter ({_teacher_types()}), got '
-                            f'{type(teacher).__name__}; wrap a classifier as '
-                            "dict(type='MMPretrainSwinTeacher', model=...) or similar")
+            raise _not_an_adapter(type(teacher).__name__)
         built = dict(
             student_mean=(None if teacher.student_mean is None else
                           [float(v) for v in teacher.student_mean.flatten()]),
