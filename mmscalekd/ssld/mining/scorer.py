@@ -155,6 +155,19 @@ def _has_pretrained_init(cfg: Any) -> bool:
     return False
 
 
+def _student_inputs(preprocessor: nn.Module) -> dict:
+    """The input convention of a data preprocessor, as a teacher adapter takes it at build
+    (``student_mean``/``student_std``/``student_channel_order``; as the distiller passes it)."""
+    mean, std = getattr(preprocessor, 'mean', None), getattr(preprocessor, 'std', None)
+    if mean is not None and getattr(preprocessor, '_enable_normalize', True):
+        mean, std = [float(v) for v in mean.flatten()], [float(v) for v in std.flatten()]
+    else:
+        mean, std = [0.0], [1.0]
+    to_rgb = getattr(preprocessor, 'to_rgb', None)
+    order = None if not isinstance(to_rgb, bool) else ('rgb' if to_rgb else 'bgr')
+    return dict(student_mean=mean, student_std=std, student_channel_order=order)
+
+
 def _check_teacher_weights(teacher_cfg: dict, teacher_cls: type, where: str) -> None:
     """Refuse a teacher without weights unless the config allows it (then warn)."""
     if _accepts(teacher_cls, 'allow_random_teacher'):
@@ -280,8 +293,16 @@ class TeacherScorer:
             teacher, preprocessor = model.teacher, model.data_preprocessor
             del model
         else:
-            teacher = build_checked(MODELS, model_cfg, 'model')
+            # the adapter is built with the input convention of the preprocessor (it is given
+            # at build, as the distiller does); without one, raw RGB 0-255 values reach it
             pre_cfg = cfg.get('data_preprocessor')
+            if pre_cfg is not None:
+                preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
+                model_cfg.update(_student_inputs(preprocessor))
+            else:
+                model_cfg.update(student_mean=[0.0], student_std=[1.0],
+                                 student_channel_order='rgb')
+            teacher = build_checked(MODELS, model_cfg, 'model')
             if pre_cfg is None:
                 own_mean = getattr(teacher, 'teacher_mean', ...)
                 if own_mean is None:
@@ -294,14 +315,7 @@ class TeacherScorer:
                 channels = own_mean.numel() if isinstance(own_mean, Tensor) else 3
                 pre_cfg = dict(type='ClsDataPreprocessor', mean=[0.0] * channels,
                                std=[1.0] * channels, to_rgb=True)
-            preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
-            mean = getattr(preprocessor, 'mean', None)
-            if getattr(preprocessor, '_enable_normalize', mean is not None):
-                if not callable(getattr(teacher, 'set_student_normalization', None)):
-                    raise TypeError(
-                        f'{type(teacher).__name__} cannot be told the input normalisation; '
-                        'give a distiller config, whose teacher is set up as in training.')
-                teacher.set_student_normalization(mean, preprocessor.std)
+                preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
         if (_has_pretrained_init(teacher_cfg) and not teacher_cfg.get('checkpoint')
                 and not teacher_cfg.get('pretrained')):
             # weights that come through an init_cfg Pretrained are loaded by init_weights; it is
