@@ -125,3 +125,17 @@ def test_train_mode_is_set_at_build_and_read_only():
     assert not any(p.requires_grad for p in quirk.parameters())
     with pytest.raises(AttributeError):
         quirk.train_mode = False  # pass it at build instead
+
+
+@pytest.mark.parametrize('name', ['timm_eva02', 'timm_dinov2_reg4', 'mm_swin'])
+def test_deepcopy_keeps_the_family_and_the_targets(name):
+    """EMA hooks and model wrappers deep-copy the distiller, teacher included."""
+    import copy
+    case = CASES[name]
+    teacher = MODELS.build(case.cfg)
+    clone = copy.deepcopy(teacher)
+    assert type(clone) is type(teacher) and clone.shape_summary() == teacher.shape_summary()
+    x = torch.randn(1, 3, case.size, case.size)
+    with torch.no_grad():
+        assert torch.equal(clone.forward_targets(x, with_logits=False).feature,
+                           teacher.forward_targets(x, with_logits=False).feature)
