@@ -5,7 +5,7 @@
 # Recipe: configs/scalekd/scalekd_swin-l_vit-s16_32xb32_300e_in1k.py, the ViT-S/16 advanced
 # recipe: same dataset, schedule, optimiser, EMA and student; the connector and loss choices are
 # those of the plain-ViT teacher -> ViT student recipe,
-# configs/scalekd/scalekd_beit-l14_vit-b14_32xb16_300e_in1k.py.
+# configs/scalekd/scalekd_beit-l14_vit-b14_32xb32_300e_in1k.py.
 # Twin: configs/foundation/scalekd_beitv2-l16_vit-s16_32xb32_300e_in1k.py (same everything but
 # distill_stages).
 # Train: bash tools/dist_train.sh <this config> 8  (x4 nodes; configs/foundation/README.md)
@@ -43,7 +43,7 @@ model = dict(
             patch_size=16,
             with_cls_token=False,  # maps out (no cls token), for the GAP neck
             out_type='featmap',
-            drop_path_rate=0.1,
+            drop_path_rate=0.0,
             out_indices=(8, 11)),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
@@ -51,7 +51,11 @@ model = dict(
             num_classes=1000,
             in_channels=384,
             loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-            topk=(1, 5))),
+            topk=(1, 5)),
+        init_cfg=[
+            dict(type='TruncNormal', layer='Linear', std=0.02),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
+        ]),
     teacher=dict(type='TimmTeacher', model_name=TEACHER, pretrained=True),
     distill_stages=[],  # logit KD only
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),
@@ -61,13 +65,10 @@ model = dict(
 train_dataloader = dict(batch_size=BATCH_PER_GPU)
 optim_wrapper = dict(
     clip_grad=dict(max_norm=5.0),
-    paramwise_cfg=dict(
-        # no decay on the student's position embedding (and, as in the recipe, the
-        # connectors' '.pos_embed')
-        custom_keys={
-            '.cls_token': dict(decay_mult=0.0),
-            '.pos_embed': dict(decay_mult=0.0),
-        }))
+    # no decay on the cls token and position embeddings ('.pos_embed' also matches the
+    # connectors' position embeddings, as in the recipe)
+    paramwise_cfg=dict(custom_keys={
+        '.cls_token': dict(decay_mult=0.0),
+        '.pos_embed': dict(decay_mult=0.0),
+    }))
 custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]  # evaluated on EMA
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader

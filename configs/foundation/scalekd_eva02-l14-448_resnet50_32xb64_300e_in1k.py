@@ -3,13 +3,13 @@
 # ImageNet-1K. A foundation-model teacher by timm name; not in the ScaleKD paper and not trained
 # by us (no result).
 # Recipe: configs/scalekd/scalekd_beit-l14_resnet50_32xb64_300e_in1k.py, the plain-ViT teacher ->
-# ResNet-50 advanced recipe: same dataset, schedule, student, pipeline, connector and loss
+# ResNet-50 advanced recipe: same dataset and pipeline, schedule, student, connector and loss
 # choices; the teacher differs.
 # Twin: configs/foundation/kd_eva02-l14-448_resnet50_32xb64_300e_in1k.py (same everything but
 # distill_stages).
 # Train: bash tools/dist_train.sh <this config> 8  (x4 nodes; configs/foundation/README.md)
 _base_ = [
-    '../_base_/datasets/imagenet_bs64_advanced.py',
+    '../_base_/datasets/imagenet_bs64_advanced_resnet.py',
     '../_base_/schedules/advanced_lamb_300e.py',
     '../_base_/default_runtime.py',
 ]
@@ -38,7 +38,6 @@ SOFTMAX_SCALE = 0.2  # attention-logit multiplier of both views
 ALPHA = (0.016, 0.008)  # DFM (spatial, frequency) weights of s3 and s4
 KD_TEMPERATURE = 1.0
 KD_WEIGHT = 0.5  # the label loss gets 1 - KD_WEIGHT
-BATCH_PER_GPU = 64
 
 model = dict(
     type='ScaleKDDistiller',
@@ -67,29 +66,4 @@ model = dict(
     input_size=224,  # the student's resolution (the teacher runs at its own)
 )
 
-# The recipe's ResNet-50 augmentation: RandAugment(total_level=8, magnitude=7) + RandomErasing 0.25.
-train_pipeline = [
-    dict(type='LoadImageFromFileOrSkip'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=8,
-        magnitude_level=7,
-        magnitude_std=0.5,
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=[103.53, 116.28, 123.675],
-        fill_std=[57.375, 57.12, 58.395]),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(batch_size=BATCH_PER_GPU, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))  # as the recipe
