@@ -1,5 +1,5 @@
 """Exact resume after SIGKILL with a ScaleKD distiller: student, connectors, EMA, optimizer
-(connector momentum included) and schedulers end bitwise equal (issue 8)."""
+(connector momentum included) and schedulers end bitwise equal (docs/reliability.md)."""
 import signal
 import subprocess
 import sys
