@@ -161,18 +161,16 @@ def library_versions() -> Dict[str, str]:
 
 
 def build_teacher(teacher_cfg: dict, preprocessor: torch.nn.Module) -> torch.nn.Module:
-    """Build a teacher adapter the way ``ScaleKDDistiller`` does (frozen, eval, told the
-    student's normalisation)."""
-    from mmscalekd.models.teachers import BaseTeacher
+    """Build a teacher adapter the way ``ScaleKDDistiller`` does (frozen, eval, given the
+    student's input convention at build)."""
+    from mmscalekd.models.teachers import BaseTeacher, student_input_convention
     from mmscalekd.registry import MODELS, build_checked
-    teacher = build_checked(MODELS, copy.deepcopy(teacher_cfg), 'model.teacher')
+    cfg = copy.deepcopy(teacher_cfg)
+    cfg.update(student_input_convention(preprocessor))
+    teacher = build_checked(MODELS, cfg, 'model.teacher')
     if not isinstance(teacher, BaseTeacher):
         raise TeacherCacheError(f'model.teacher built a {type(teacher).__name__}, not a '
                                 'teacher adapter (BaseTeacher)')
-    mean = getattr(preprocessor, 'mean', None)
-    std = getattr(preprocessor, 'std', None)
-    if getattr(preprocessor, '_enable_normalize', mean is not None):
-        teacher.set_student_normalization(mean, std)
     teacher.train(False)
     return teacher
 

@@ -153,6 +153,9 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, object, Config]:
         cfg.merge_from_dict(args.cfg_options)
     if not args.keep_teacher_checkpoint and isinstance(cfg.model.get('teacher'), dict):
         cfg.model.teacher.checkpoint = None
+        if cfg.model.teacher.get('pretrained'):  # a TimmTeacher: no hub download either
+            cfg.model.teacher.pretrained = False
+        cfg.model.teacher.allow_random_teacher = True  # random weights time the same
     if cfg.model.get('type') != 'ScaleKDDistiller':
         raise SystemExit(f'{args.config}: model type {cfg.model.get("type")!r} is not '
                          'ScaleKDDistiller')
