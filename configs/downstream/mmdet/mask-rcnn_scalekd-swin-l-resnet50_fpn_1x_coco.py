@@ -1,6 +1,6 @@
 # Mask R-CNN, ResNet-50-FPN, 1x schedule, COCO 2017, with the ScaleKD ResNet-50 student
 # (Swin-L teacher, advanced strategy) as the backbone.
-# Paper Table 5 (ScaleKD, NeurIPS 2024; spec §8.3, read from the project page figure): box AP 42.3,
+# Paper Table 5 (ScaleKD, NeurIPS 2024): box AP 42.3,
 # mask AP 39.1 (paper numbers; the paper's detection schedule is not retrieved, 1x is inferred
 # from the Swin-T baseline matching mmdet's 1x result).
 #
@@ -22,7 +22,8 @@ STUDENT_CKPT = 'work_dirs/scalekd_swin-l_resnet50_32xb64_300e_in1k/student_backb
 model = dict(
     backbone=dict(
         # The advanced-strategy ResNet-50 student is ResNet-50-D (ResNetV1d), as in the official
-        # config (spec §8.2; the paper's 25.56 M params suggest plain ResNet-50, spec §9.12).
+        # config (configs/scalekd/README.md, "ResNet-50"; the paper's 25.56 M params in Table 3
+        # suggest plain ResNet-50).
         type='mmpretrain.ResNetV1d',
         depth=50,
         num_stages=4,
@@ -32,3 +33,10 @@ model = dict(
         norm_eval=True,
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
+
+# Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and
+# holds `backbone.*` weights: a missing file, or a distiller checkpoint that was not run through
+# extract_student.py, stops the run with the command that makes the right file (instead of
+# MMEngine's "backbone. is not in the pretrained model"). `_scope_` is MMEngine's way to build a
+# hook of another package (mmscalekd) from an mmdet/mmseg-scoped config.
+custom_hooks = [dict(type='PretrainedCheckHook', _scope_='mmscalekd')]

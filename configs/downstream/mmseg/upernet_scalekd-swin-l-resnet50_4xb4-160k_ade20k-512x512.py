@@ -1,6 +1,6 @@
 # UperNet, ResNet-50, 512x512 crops, 160k iterations, ADE20K, with the ScaleKD ResNet-50 student
 # (Swin-L teacher, advanced strategy) as the backbone.
-# Paper Table 6 (spec §8.3): 44.50 mIoU (paper number). The paper's iterations and crop size are
+# Paper Table 6: 44.50 mIoU (paper number). The paper's iterations and crop size are
 # not retrieved; 512x512/160k is inferred from its Swin-T baseline (44.41) matching mmseg's
 # UperNet Swin-T 512x512 160k result. Recipe: mmseg's UperNet R-50 160k (SGD 0.01, poly).
 #
@@ -21,7 +21,7 @@ model = dict(
     pretrained=None,
     backbone=dict(
         _delete_=True,
-        type='mmpretrain.ResNetV1d',  # the advanced ResNet-50 student is ResNet-50-D (spec §8.2)
+        type='mmpretrain.ResNetV1d',  # ResNet-50-D: configs/scalekd/README.md
         depth=50,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
@@ -33,10 +33,11 @@ model = dict(
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
 
-# Option: SSLD's per-stage learning-rate multipliers for distilled backbones (PaddleClas, spec
-# anchors.md §C.5). PaddleClas published values for ResNet50_vd classification fine-tuning
-# ([0.1, 0.1, 0.2, 0.2, 0.3]) and detection ([0.05, 0.05, 0.05, 0.1, 0.15]); segmentation values
-# were not retrieved. To try them, uncomment and pick a row:
+# Option: SSLD's per-stage learning-rate multipliers for distilled backbones (PaddleClas,
+# docs/zh_CN/training/advanced/ssld.md). PaddleClas published values for ResNet50_vd
+# classification fine-tuning ([0.1, 0.1, 0.2, 0.2, 0.3]) and detection
+# ([0.05, 0.05, 0.05, 0.1, 0.15]); segmentation values were not retrieved. To try them,
+# uncomment and pick a row:
 # optim_wrapper = dict(
 #     paramwise_cfg=dict(custom_keys={
 #         'backbone.stem': dict(lr_mult=0.1),
@@ -45,3 +46,10 @@ model = dict(
 #         'backbone.layer3': dict(lr_mult=0.2),
 #         'backbone.layer4': dict(lr_mult=0.3),
 #     }))
+
+# Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and
+# holds `backbone.*` weights: a missing file, or a distiller checkpoint that was not run through
+# extract_student.py, stops the run with the command that makes the right file (instead of
+# MMEngine's "backbone. is not in the pretrained model"). `_scope_` is MMEngine's way to build a
+# hook of another package (mmscalekd) from an mmdet/mmseg-scoped config.
+custom_hooks = [dict(type='PretrainedCheckHook', _scope_='mmscalekd')]

@@ -1,6 +1,6 @@
 # UperNet, Swin-T, 512x512, 160k, ADE20K, with the ScaleKD Swin-T student (Swin-L teacher,
 # advanced strategy) as the backbone.
-# Paper Table 6 (spec §8.3): 46.33 mIoU (paper number). Recipe: mmseg's UperNet Swin-T 160k
+# Paper Table 6: 46.33 mIoU (paper number). Recipe: mmseg's UperNet Swin-T 160k
 # (AdamW 6e-5, wd 0.01, poly), inferred from the paper's baseline matching it (44.41).
 #
 # An MMSegmentation config (mmseg scope; MMSegmentation's tools). The backbone is mmpretrain's
@@ -23,6 +23,15 @@ model = dict(
         img_size=224,
         drop_path_rate=0.3,  # mmseg's UperNet Swin-T value
         out_indices=(0, 1, 2, 3),
-        # The student normalises only its last stage (spec §7): norm0-norm2 start from their
-        # default init (non-strict loading reports them as missing keys).
+        # The student normalises only its last stage (deep-optimization/ScaleKD@ee56c7e
+        # mmcls/models/backbones/swin_transformer.py builds a norm for stage index 3 only):
+        # norm0-norm2 start from their default init (non-strict loading reports them as
+        # missing keys).
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
+
+# Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and
+# holds `backbone.*` weights: a missing file, or a distiller checkpoint that was not run through
+# extract_student.py, stops the run with the command that makes the right file (instead of
+# MMEngine's "backbone. is not in the pretrained model"). `_scope_` is MMEngine's way to build a
+# hook of another package (mmscalekd) from an mmdet/mmseg-scoped config.
+custom_hooks = [dict(type='PretrainedCheckHook', _scope_='mmscalekd')]

@@ -1,6 +1,6 @@
 # UperNet, ViT-B/16 + multi-level neck, 512x512, 160k, ADE20K, with the ScaleKD ViT-B/16 student
 # (Swin-L teacher, advanced strategy; a DeiT-B recipe) as the backbone.
-# Paper Table 6 (spec §8.3): 50.84 mIoU (paper number). The paper's ViT segmentation setting is
+# Paper Table 6: 50.84 mIoU (paper number). The paper's ViT segmentation setting is
 # not retrieved; this uses mmseg's ViT-B/16 + MLN UperNet 160k recipe (AdamW 6e-5, wd 0.01,
 # no decay on pos_embed/cls_token/norm) with DeiT's drop-path 0.1 (mmseg's vit_deit-b16 config).
 #
@@ -25,10 +25,17 @@ model = dict(
         patch_size=16,
         out_indices=(2, 5, 8, 11),  # the four levels mmseg's ViT UperNet uses
         out_type='featmap',
-        # The ScaleKD ViT students drop the class token (spec §7); a checkpoint that has one
-        # still loads (mmpretrain drops its position entry).
+        # The ScaleKD ViT students drop the class token (configs/scalekd/README.md, "ViT
+        # students"); a checkpoint that has one still loads (mmpretrain drops its position entry).
         with_cls_token=False,
         final_norm=False,  # mmseg's ViT UperNet takes un-normalised block outputs
         drop_path_rate=0.1,
         interpolate_mode='bicubic',
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
+
+# Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and
+# holds `backbone.*` weights: a missing file, or a distiller checkpoint that was not run through
+# extract_student.py, stops the run with the command that makes the right file (instead of
+# MMEngine's "backbone. is not in the pretrained model"). `_scope_` is MMEngine's way to build a
+# hook of another package (mmscalekd) from an mmdet/mmseg-scoped config.
+custom_hooks = [dict(type='PretrainedCheckHook', _scope_='mmscalekd')]
