@@ -1,10 +1,12 @@
-# SSLD per-stage LR multipliers for fine-tuning a distilled backbone downstream (anchors.md §C.5):
+# SSLD per-stage LR multipliers for fine-tuning a distilled backbone downstream. Source (DOC):
+# PaddlePaddle/PaddleClas@0e6b47b docs/en/advanced_tutorials/distillation/distillation_en.md
+# Sec. 4.1:
 # distilled mid-level features are "more refined" and easily destroyed by a full LR, so the stem
-# and the 4 stages get smaller LRs. Values for ResNet50_vd from PaddleClas (anchors §C.5):
+# and the 4 stages get smaller LRs. Values for ResNet50_vd (DOC Sec. 4.1):
 #   classification transfer: [0.1, 0.1, 0.2, 0.2, 0.3]      (stem, layer1..4)
 #   detection:               [0.05, 0.05, 0.05, 0.1, 0.15]
-#   MobileNetV3-Large:       [0.25, 0.25, 0.5, 0.5, 0.75]  (stage split of MBv3 not stated)
-# Weight decay should be tuned as well (anchors §C.5); the multipliers do not change it.
+#   MobileNetV3-Large:       [0.25, 0.25, 0.5, 0.5, 0.75]  (its 15 blocks, 3 per value)
+# Weight decay should be tuned as well (DOC Sec. 4.1); the multipliers do not change it.
 #
 # Use from an mmpretrain / mmdet 3.x / mmseg 1.x text config (keys are matched as substrings of
 # parameter names by MMEngine's DefaultOptimWrapperConstructor):
@@ -13,8 +15,8 @@
 # (custom_keys = SSLD_CLS_LR_MULT for classification). ResNet / ResNetV1d name the stem
 # `backbone.stem` (V1d, deep stem) or `backbone.conv1` + `backbone.bn1` (plain ResNet); both are
 # listed, a key that matches nothing is ignored by MMEngine.
-SSLD_CLS_MULTS = [0.1, 0.1, 0.2, 0.2, 0.3]  # anchors §C.5, classification
-SSLD_DET_MULTS = [0.05, 0.05, 0.05, 0.1, 0.15]  # anchors §C.5, detection
+SSLD_CLS_MULTS = [0.1, 0.1, 0.2, 0.2, 0.3]  # DOC Sec. 4.1, classification transfer
+SSLD_DET_MULTS = [0.05, 0.05, 0.05, 0.1, 0.15]  # DOC Sec. 4.1, detection
 _STEM_KEYS = ('backbone.stem', 'backbone.conv1', 'backbone.bn1')
 
 

@@ -5,6 +5,7 @@ Distillation Alternative to Improve Backbones", https://arxiv.org/abs/2103.05959
 """
 from __future__ import annotations
 
+import json
 import os
 import os.path as osp
 import warnings
@@ -51,25 +52,106 @@ def scan_image_folder(folder: str) -> List[str]:
     return found
 
 
-def read_file_list(ann_file: str) -> List[str]:
-    """Read a file list: one relative image path per line.
+def _needs_quotes(path: str) -> bool:
+    # Lone surrogates (undecodable bytes of a file name) are not printable either.
+    return path[:1] in ('#', '"') or any(c.isspace() or not c.isprintable() for c in path)
 
-    Blank lines and lines starting with ``#`` are ignored. Anything after the
-    first whitespace on a line (e.g. a label column of a labeled list) is
-    ignored too, so labeled ImageNet lists can be reused; labels are never read.
+
+def format_file_list_line(path: str) -> str:
+    """One line of a file list (without the newline) that :func:`read_file_list` reads back.
+
+    A plain path is written as is. A path that a plain line could not carry -- one that
+    contains whitespace or a control character, starts with ``#`` (a comment) or ``"``, or
+    holds characters that are not valid UTF-8 (undecodable bytes of a POSIX file name, which
+    Python keeps as lone surrogates) -- is written as a JSON string literal, e.g.
+    ``"my photo.jpg"``.
 
     Args:
-        ann_file (str): Path of the list.
+        path (str): The relative path.
+
+    Returns:
+        str: The line.
+    """
+    if not isinstance(path, str) or not path:
+        raise ValueError(f'a file list entry must be a non-empty str, got {path!r}')
+    if not _needs_quotes(path):
+        return path
+    # JSON escapes quotes, backslashes and C0 controls; escape every other character that is
+    # not printable too (line separators such as U+2028 or U+0085, lone surrogates), so that
+    # the line stays one line of valid UTF-8.
+    out = []
+    for c in json.dumps(path, ensure_ascii=False):
+        if c.isprintable() or c == ' ':
+            out.append(c)
+        elif ord(c) > 0xFFFF:  # a UTF-16 surrogate pair, as JSON writes astral characters
+            v = ord(c) - 0x10000
+            out.append(f'\\u{0xD800 + (v >> 10):04x}\\u{0xDC00 + (v & 0x3FF):04x}')
+        else:
+            out.append(f'\\u{ord(c):04x}')
+    return ''.join(out)
+
+
+def read_file_list(ann_file: str, root: Optional[str] = None) -> List[str]:
+    """Read a file list: one relative image path per line.
+
+    * A line that starts with ``"`` holds a JSON string literal: the path, exactly
+      (spaces, ``#``, unicode and escaped undecodable bytes included); anything after
+      the closing quote (e.g. a label column) is ignored. :func:`format_file_list_line`
+      writes such lines for the names that need them.
+    * Otherwise blank lines and lines starting with ``#`` are ignored, and the path is the
+      line's first whitespace-separated field: anything after it (e.g. the label column of a
+      labeled ImageNet list) is ignored, so labeled lists can be reused; labels are never
+      read.
+
+    Args:
+        ann_file (str): Path of the list (UTF-8).
+        root (str, optional): Folder the paths are relative to. When given, a ``#`` line
+            whose text names an existing file there is reported (a warning: it is read as a
+            comment; ``"#name.jpg"`` includes the file), and an unquoted line whose whole text,
+            not its first field, names a file (``my photo.jpg``) is an error.
 
     Returns:
         List[str]: The paths in file order.
+
+    Raises:
+        ValueError: A quoted line is not a valid JSON string literal, or (with ``root``) an
+            unquoted name with spaces; the line number is named.
     """
     paths = []
-    for line in fileio.get_text(ann_file).splitlines():
-        line = line.strip()
-        if not line or line.startswith('#'):
+    decoder = json.JSONDecoder()
+    # Lines end at '\n' only (str.splitlines would also split at U+2028, U+0085, ...).
+    for number, raw in enumerate(fileio.get_text(ann_file).split('\n'), 1):
+        line = raw.strip()
+        if not line:
             continue
-        paths.append(line.split()[0])
+        if line.startswith('#'):
+            named = line.split()[0]
+            if root is not None and osp.isfile(osp.join(root, named)):
+                warnings.warn(
+                    f'{ann_file}:{number}: {named!r} is read as a comment (the line starts with '
+                    f"'#') although {osp.join(root, named)!r} exists; write the line as "
+                    f'{format_file_list_line(named)} to include the file.')
+            continue
+        if line.startswith('"'):
+            try:
+                path, _ = decoder.raw_decode(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f'{ann_file}:{number}: a line starting with \'"\' must hold a JSON '
+                    f'string literal (the path, e.g. "my photo.jpg"), got {raw!r} ({err.msg}). '
+                    'Quote the path as JSON, or write it without the leading quote.') from None
+            if not path:
+                raise ValueError(f'{ann_file}:{number}: empty path "" in the file list')
+            paths.append(path)
+        else:
+            first = line.split()[0]
+            if (root is not None and first != line and not osp.isfile(osp.join(root, first))
+                    and osp.isfile(osp.join(root, line))):
+                raise ValueError(
+                    f'{ann_file}:{number}: {line!r} names a file, but an unquoted line ends '
+                    f'its path at the first space ({first!r}); write the line as '
+                    f'{format_file_list_line(line)}')
+            paths.append(first)
     return paths
 
 
@@ -94,8 +176,10 @@ class UnlabeledImageFolder(BaseDataset):
         data_prefix (str | dict): Folder below ``data_root`` holding the images
             (``dict(img_path=...)`` or a string). Defaults to ''.
         ann_file (str): Optional file list, one image path per line relative
-            to ``data_root``/``data_prefix``; blank lines and ``#`` comments are
-            ignored. If empty, the folder is scanned recursively for files with
+            to ``data_root``/``data_prefix``, in the format of :func:`read_file_list`
+            (blank lines and ``#`` comments are ignored; a name with spaces, a
+            leading ``#`` or other special characters is a JSON-quoted line, as the
+            mining tool writes it). If empty, the folder is scanned recursively for files with
             an extension in :data:`IMG_EXTENSIONS` (case-insensitive).
             Defaults to ''.
         pipeline (Sequence): Transforms, as for any mmpretrain dataset.
@@ -151,7 +235,7 @@ class UnlabeledImageFolder(BaseDataset):
         """
         folder = self.img_prefix or self.data_root
         if self.ann_file:
-            rel_paths = read_file_list(self.ann_file)
+            rel_paths = read_file_list(self.ann_file, folder)
             if not rel_paths:
                 raise ValueError(f'The file list "{self.ann_file}" names no image.')
             if self.check_files:
@@ -179,7 +263,7 @@ class UnlabeledImageFolder(BaseDataset):
             return super().prepare_data(idx)
         except Exception as err:
             path = self.get_data_info(idx)['img_path']
-            if _image_is_readable(path):
+            if image_is_readable(path):
                 raise
             self.num_skipped += 1
             if len(self.skipped_paths) < 1000:  # keep memory bounded on huge pools
@@ -198,7 +282,7 @@ class UnlabeledImageFolder(BaseDataset):
             self.test_mode = test_mode
 
 
-def _image_is_readable(path: str) -> bool:
+def image_is_readable(path: str) -> bool:
     """Whether ``path`` exists and decodes to an image."""
     try:
         img = mmcv.imfrombytes(fileio.get(path))

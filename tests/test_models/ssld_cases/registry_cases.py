@@ -1,6 +1,6 @@
 """One minimal case per registered SSLD module that fits neither other case table.
 
-Each entry is ``dict(type=..., cfg=...)``. ``tests/test_ssld.py``
+Each entry is ``dict(type=..., cfg=...)``. ``tests/test_ssld/test_configs.py``
 (``test_ssld_registry_cases``) builds every case through ``MODELS.build`` and runs it on a
 batch mixing labeled and unlabeled samples.
 """

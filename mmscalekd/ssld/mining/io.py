@@ -1,0 +1,97 @@
+"""Crash-safe files of the mining tool: atomic writes, leftovers of killed runs, file lists.
+
+Every file is written to a hidden temporary file next to its final name (``.NAME.tmp-PID``),
+flushed and renamed over the final name with :func:`os.replace` (atomic within one folder on
+POSIX and Windows). A run killed while writing leaves the previous file untouched and at most a
+temporary file, which :func:`remove_stale_temporaries` deletes at the next start.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import os.path as osp
+import re
+from typing import Callable, List, Sequence
+
+import numpy as np
+
+from mmscalekd.datasets.unlabeled_image_folder import format_file_list_line
+
+_TMP_RE = re.compile(r'^\..+\.tmp-\d+$')
+
+
+def _tmp_name(path: str) -> str:
+    folder, name = osp.split(osp.abspath(path))
+    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
+
+
+def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` through ``write(file)`` so that it is either the old or the new file.
+
+    Args:
+        path (str): Local destination; its folder is created.
+        write (Callable): Writes the content to the binary file object it is given.
+    """
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Replace the UTF-8 text file ``path`` by ``text`` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def atomic_write_json(path: str, obj: object) -> None:
+    """Replace ``path`` by ``obj`` as indented JSON, atomically (non-ASCII escaped)."""
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + '\n')
+
+
+def atomic_save_npz(path: str, **arrays: np.ndarray) -> None:
+    """``np.savez(path, **arrays)``, atomically."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def write_file_list(path: str, rel_paths: Sequence[str]) -> None:
+    """Write a file list that :func:`mmscalekd.datasets.unlabeled_image_folder.read_file_list`
+    (and so ``UnlabeledImageFolder(ann_file=...)``) reads back exactly, atomically.
+
+    Args:
+        path (str): Destination, UTF-8, one entry per line.
+        rel_paths (Sequence[str]): The entries, in order; any legal file name (spaces, a
+            leading ``#``, quotes, unicode, undecodable bytes) round-trips.
+    """
+    atomic_write_text(path, ''.join(format_file_list_line(p) + '\n' for p in rel_paths))
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files that killed writes left in ``folder`` (not recursive).
+
+    Only names of the form ``.NAME.tmp-PID`` (what :func:`atomic_write` creates) are removed.
+    Call it before this run writes anything into ``folder``.
+
+    Args:
+        folder (str): The folder to clean; nothing happens if it does not exist.
+
+    Returns:
+        List[str]: The removed files.
+    """
+    if not osp.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = osp.join(folder, name)
+        if _TMP_RE.match(name) and osp.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
