@@ -153,6 +153,26 @@ def check_resume_checkpoint(checkpoint: Any, filename: str, model: torch.nn.Modu
                 f'or {load_from}.')
 
 
+def _load_for_check(filename: str) -> Any:
+    """The checkpoint, memory-mapped where possible (only its metadata is read).
+
+    A local zip checkpoint is opened with ``torch.load(mmap=True)`` through the same
+    weights-only allow-list as :func:`mmscalekd.utils.safe_torch_load`, so checking costs
+    neither the time nor the memory of reading the tensors. Anything else (a URL, a legacy
+    file, a corrupt or unsafe one) goes through MMEngine's ``CheckpointLoader`` and its
+    registered schemes, which give the usual messages.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if '://' not in filename and osp.isfile(filename):
+        try:
+            from .checkpoint import _allowed_globals
+            with torch.serialization.safe_globals(_allowed_globals()):
+                return torch.load(filename, map_location='cpu', mmap=True, weights_only=True)
+        except Exception:  # noqa: BLE001  (the loader below reports what is wrong)
+            pass
+    return CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+
+
 def check_runner_resume(runner: Any, cfg: Any) -> Optional[str]:
     """:func:`check_resume_checkpoint` for the file a built Runner is about to resume from.
 
@@ -161,7 +181,6 @@ def check_runner_resume(runner: Any, cfg: Any) -> Optional[str]:
     is resumed (``resume`` off, or no checkpoint yet: a fresh start).
     """
     from mmengine.model import is_model_wrapper
-    from mmengine.runner.checkpoint import CheckpointLoader
     filename = resume_checkpoint_path(cfg, runner.work_dir)
     if filename is None or osp.isdir(filename):  # DeepSpeed-style folders: left to MMEngine
         return None
@@ -171,7 +190,7 @@ def check_runner_resume(runner: Any, cfg: Any) -> Optional[str]:
             f'--resume: {pointer} names {filename!r}, which does not exist (moved or deleted?). '
             'Pass the checkpoint to continue from (--resume CKPT), or delete last_checkpoint '
             'to start the run afresh.')
-    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
+    checkpoint = _load_for_check(filename)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     optimizer = None
     if isinstance(checkpoint, dict) and 'optimizer' in checkpoint \

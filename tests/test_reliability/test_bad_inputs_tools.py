@@ -415,3 +415,34 @@ def test_dist_scripts_refuse_busy_port_and_bad_numbers(files: Path) -> None:
     proc = _script('dist_test.sh', [TINY, 'c.pth', '1'], PORT='http')
     assert proc.returncode == 2 and "PORT must be a TCP port number (1-65535), got 'http'" \
         in proc.stderr
+
+
+def test_resume_check_accepts_the_runs_own_checkpoint_with_or_without_teacher() -> None:
+    """No false alarm: the same model and optimizer pass, teacher weights saved or not."""
+    from mmscalekd.utils.resume_check import ResumeCheckpointError, check_resume_checkpoint
+
+    class Distiller(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.student = torch.nn.Linear(4, 2)
+            self.teacher = torch.nn.Linear(4, 2)
+            self.connectors = torch.nn.Linear(2, 2)
+
+    model = Distiller()
+    trainable = [p for n, p in model.named_parameters() if not n.startswith('teacher.')]
+    optimizer = torch.optim.SGD(trainable, lr=0.1)
+    state = model.state_dict()
+    full = {'state_dict': state, 'meta': {}, 'message_hub': {},
+            'optimizer': optimizer.state_dict()}
+    check_resume_checkpoint(full, 'full.pth', model, optimizer)
+    no_teacher = dict(full, state_dict={k: v for k, v in state.items()
+                                        if not k.startswith('teacher.')})
+    check_resume_checkpoint(no_teacher, 'student_connectors.pth', model, optimizer)
+    ddp = dict(full, state_dict={f'module.{k}': v for k, v in state.items()})
+    check_resume_checkpoint(ddp, 'ddp.pth', model, optimizer)
+    # ... and one connector less is refused, naming it.
+    fewer = dict(no_teacher, state_dict={k: v for k, v in no_teacher['state_dict'].items()
+                                         if k != 'connectors.bias'})
+    with pytest.raises(ResumeCheckpointError, match=r'1 weight\(s\) of this model are not in '
+                                                    r'it \(e\.g\. connectors\.bias\)'):
+        check_resume_checkpoint(fewer, 'fewer.pth', model, optimizer)
