@@ -446,3 +446,26 @@ def test_resume_check_accepts_the_runs_own_checkpoint_with_or_without_teacher() 
     with pytest.raises(ResumeCheckpointError, match=r'1 weight\(s\) of this model are not in '
                                                     r'it \(e\.g\. connectors\.bias\)'):
         check_resume_checkpoint(fewer, 'fewer.pth', model, optimizer)
+
+
+# ----------------------------------------------------------------- benchmark_distill.py
+def _benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_distill_tool', ROOT / 'tools/analysis_tools/benchmark_distill.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_benchmark_runs_on_a_one_channel_config(tmp_path: Path) -> None:
+    """The grayscale demo distiller: inputs get the preprocessor's 1 channel, not 3."""
+    tool = _benchmark()
+    out = tmp_path / 'bench.json'
+    config = str(ROOT / 'configs/demo/scalekd_resnet18-w8_fashion-mnist-2k.py')
+    result = tool.main([config, '--batch-size', '2', '--iters', '1', '--warmup', '0',
+                        '--out', str(out)])
+    assert result['parts']['full']['median_s'] > 0
+    assert out.is_file() and not list(tmp_path.glob('.*.tmp-*'))
+    with pytest.raises(SystemExit, match=r"--out '.*bench\.json' exists; pass --force"):
+        tool.main([config, '--out', str(out)])  # refused before anything runs
