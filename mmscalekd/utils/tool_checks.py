@@ -178,6 +178,29 @@ def load_config(path: str) -> Any:
                 f'config {path!r}: the _base_ file {missing!r} named by {named_by!r} does not '
                 'exist; _base_ paths are relative to the file that names them.') from err
         raise
+    except UnicodeDecodeError as err:
+        raise ToolInputError(f'config file {path!r} is not UTF-8 text ({err}); a config is a '
+                             'Python (or JSON / YAML) text file') from None
+    except Exception as err:  # noqa: BLE001  (re-raised unless it happened in the config)
+        if ext != '.py':  # the JSON / YAML parser's message carries the line and column
+            kind = 'JSON' if ext == '.json' else 'YAML'
+            raise ToolInputError(f'config {path!r} is not valid {kind}: '
+                                 f'{type(err).__name__}: {err}') from err
+        frame = _config_frame(err, path)
+        if frame is None:
+            raise
+        raise ToolInputError(
+            f'config {path!r} fails while it is read: {frame.filename}:{frame.lineno}: '
+            f'{type(err).__name__}: {err}\n    {(frame.line or "").strip()}') from err
+
+
+def _config_frame(err: BaseException, path: str) -> Any:
+    """The innermost traceback frame of ``err`` that runs the config or one of its bases."""
+    import traceback
+    files = {osp.abspath(path)} | set(_all_bases(osp.abspath(path)))
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if osp.abspath(f.filename) in files]
+    return frames[-1] if frames else None
 
 
 def _all_bases(path: str, seen: Optional[set] = None) -> List[str]:

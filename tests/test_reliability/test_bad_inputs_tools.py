@@ -62,6 +62,9 @@ def files(tmp_path_factory) -> Path:
     (root / 'child.py').write_text("_base_ = ['bad.py']\nc = 3\n")
     (root / 'base_missing.py').write_text("_base_ = ['nope.py']\nc = 3\n")
     (root / 'empty.py').write_text('')
+    (root / 'name_error.py').write_text('a = 1\nb = undefined_name + 1\n')
+    (root / 'binary.py').write_bytes(bytes(range(128, 256)))
+    (root / 'broken.json').write_text('{"model": {"type": "ImageClassifier"')
     (root / 'cfg.txt').write_text("model = dict(type='ImageClassifier')\n")
     (root / 'empty.pth').write_bytes(b'')
     (root / 'html.pth').write_text('<html>404 Not Found</html>')
@@ -114,6 +117,13 @@ CLI_CASES = [
     ('train_base_config_missing', 'train', lambda f: [str(f / 'base_missing.py')],
      1, r"the _base_ file '.*nope\.py' named by '.*base_missing\.py' does not exist; _base_ "
         r'paths are relative'),
+    ('train_config_name_error', 'train', lambda f: [str(f / 'name_error.py')],
+     1, r"config '.*name_error\.py' fails while it is read: .*name_error\.py:2: NameError: name "
+        r"'undefined_name' is not defined\n    b = undefined_name \+ 1"),
+    ('train_config_binary_file', 'train', lambda f: [str(f / 'binary.py')],
+     1, r"config file '.*binary\.py' is not UTF-8 text"),
+    ('train_config_broken_json', 'train', lambda f: [str(f / 'broken.json')],
+     1, r"config '.*broken\.json' is not valid JSON: JSONDecodeError: Expecting .*line 1 column"),
     ('train_config_not_a_config_format', 'train', lambda f: [str(f / 'cfg.txt')],
      1, r"extension '\.txt'; a config is one of \.py, \.json, \.yaml, \.yml"),
     ('train_checkpoint_given_as_config', 'train', lambda f: [str(f / 'student.pth')],
@@ -469,3 +479,20 @@ def test_benchmark_runs_on_a_one_channel_config(tmp_path: Path) -> None:
     assert out.is_file() and not list(tmp_path.glob('.*.tmp-*'))
     with pytest.raises(SystemExit, match=r"--out '.*bench\.json' exists; pass --force"):
         tool.main([config, '--out', str(out)])  # refused before anything runs
+
+
+SHIPPED = sorted(str(p.relative_to(ROOT)) for folder in ('configs/scalekd', 'configs/ssld',
+                                                         'configs/demo', 'tests/data/configs')
+                 for p in (ROOT / folder).glob('*.py'))
+
+
+@pytest.mark.parametrize('config', SHIPPED)
+def test_shipped_configs_pass_the_tool_checks(config: str) -> None:
+    """No false alarm: every shipped training config loads, is of the right kind for
+    tools/train.py, and accepts overrides of each of its own top-level keys."""
+    from mmscalekd.utils import tool_checks
+    cfg = tool_checks.load_config(str(ROOT / config))
+    if cfg.get('train_dataloader') is None or cfg.get('model') is None:
+        pytest.skip('a fragment other configs inherit, not a training config')
+    tool_checks.check_config_kind(cfg, config, _tool('train').TRAIN_NEEDS, 'tools/train.py')
+    tool_checks.check_cfg_options({f'{key}.x': 1 for key in cfg.keys()}, cfg)
