@@ -16,6 +16,7 @@ ALL = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recur
              if '_base_' not in p and '__pycache__' not in p)
 SCALEKD = sorted(glob.glob(osp.join(ROOT, 'configs', 'scalekd', '*.py')))
 SSLD = sorted(glob.glob(osp.join(ROOT, 'configs', 'ssld', '*.py')))
+KD = sorted(glob.glob(osp.join(ROOT, 'configs', 'kd', '*.py')))
 DOWNSTREAM = sorted(glob.glob(osp.join(ROOT, 'configs', 'downstream', '*', '*.py')))
 # Two cheap ones are built at full size (teacher included); the rest with a shrunk teacher.
 FULL_SIZE = ('scalekd_swin-s_resnet50_8xb32_100e_in1k.py',
@@ -28,15 +29,21 @@ def _name(path: str) -> str:
     return osp.relpath(path, ROOT)
 
 
-def _types(obj, found: list) -> list:
+def _types(obj, found: list, inits: list | None = None) -> list:
+    """Collect the ``type`` strings of a model dict; those under ``init_cfg`` (weight
+    initialisers, not models) go to ``inits`` when given, else are skipped."""
     if isinstance(obj, dict):
         if isinstance(obj.get('type'), str):
             found.append(obj['type'])
-        for v in obj.values():
-            _types(v, found)
+        for k, v in obj.items():
+            if k == 'init_cfg':
+                if inits is not None:
+                    _types(v, inits)
+                continue
+            _types(v, found, inits)
     elif isinstance(obj, (list, tuple)):
         for v in obj:
-            _types(v, found)
+            _types(v, found, inits)
     return found
 
 
@@ -73,16 +80,21 @@ def test_config_parses(path):
         assert isinstance(cfg.model, dict) and 'type' in cfg.model
 
 
-@pytest.mark.parametrize('path', SCALEKD + SSLD, ids=_name)
+@pytest.mark.parametrize('path', SCALEKD + KD + SSLD, ids=_name)
 def test_model_types_resolve(path):
+    from mmengine.registry import WEIGHT_INITIALIZERS
+
     from mmscalekd.registry import MODELS
     cfg = Config.fromfile(path)
     if 'model' not in cfg:
         pytest.skip('config fragment without a model')
-    types = _types(cfg.model.to_dict(), [])
+    inits: list = []
+    types = _types(cfg.model.to_dict(), [], inits)
     assert types, 'no type found'
     missing = [t for t in types if MODELS.get(t) is None]
     assert not missing, f'unresolved model types: {missing}'
+    missing = [t for t in inits if WEIGHT_INITIALIZERS.get(t) is None]
+    assert not missing, f'unresolved init_cfg types: {missing}'
 
 
 def test_scalekd_config_set():
@@ -90,7 +102,7 @@ def test_scalekd_config_set():
     # 11 Table-3 pairs + traditional ResNet-50 (Swin-S/B/L) + traditional MobileNet-V1
     assert len(names) == 15
     assert 'scalekd_swin-l_resnet50_32xb64_300e_in1k.py' in names
-    assert 'scalekd_beit-l14_vit-b14_32xb16_300e_in1k.py' in names
+    assert 'scalekd_beit-l14_vit-b14_32xb32_300e_in1k.py' in names
 
 
 @pytest.mark.parametrize('path', SCALEKD, ids=_name)

@@ -352,7 +352,10 @@ def test_plot_curves_writes_png_across_resumed_runs(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------- base configs
 @pytest.mark.parametrize('name', ['datasets/imagenet_bs32_traditional.py',
-                                  'datasets/imagenet_bs64_advanced.py'])
+                                  'datasets/imagenet_bs64_advanced.py',
+                                  'datasets/imagenet_bs64_advanced_resnet.py',
+                                  'datasets/imagenet_bs64_advanced_mobilenet.py',
+                                  'datasets/imagenet_bs48_advanced_mixer.py'])
 def test_base_dataset_pipelines_build(name: str) -> None:
     from mmscalekd.registry import TRANSFORMS
     cfg = Config.fromfile(str(ROOT / 'configs/_base_' / name))
@@ -360,11 +363,12 @@ def test_base_dataset_pipelines_build(name: str) -> None:
         for step in pipeline:
             TRANSFORMS.build(step)
     assert cfg.test_pipeline[1].scale == 256 and cfg.test_pipeline[2].crop_size == 224
-    assert cfg.train_dataloader.batch_size == (32 if 'bs32' in name else 64)
+    assert cfg.train_dataloader.batch_size == int(name.split('_bs')[1].split('_')[0].split('.')[0])
 
 
 @pytest.mark.parametrize('name', ['traditional_sgd_step_100e', 'traditional_sgd_cos_100e',
-                                  'advanced_lamb_300e', 'advanced_adamw_300e'])
+                                  'advanced_lamb_300e', 'advanced_adamw_300e',
+                                  'advanced_adamw_mixer_300e'])
 def test_base_schedules_build(name: str) -> None:
     from mmengine.optim import build_optim_wrapper
 
@@ -380,6 +384,8 @@ def test_base_schedules_build(name: str) -> None:
             sched.update(by_epoch=False)  # the Runner converts with the epoch length
         PARAM_SCHEDULERS.build(dict(sched, optimizer=wrapper))
     assert cfg.train_cfg.max_epochs == (100 if '100e' in name else 300)
-    if name == 'advanced_adamw_300e':  # no decay on BN weights and biases (spec §8.2)
-        decays = sorted(g['weight_decay'] for g in wrapper.optimizer.param_groups)
+    decays = sorted(g['weight_decay'] for g in wrapper.optimizer.param_groups)
+    if name == 'advanced_adamw_300e':  # no decay on BN weights and biases (docs/recipe_audit.md)
         assert decays == [0.0, 0.0, 0.0, 0.05]
+    if name == 'advanced_adamw_mixer_300e':  # the official Mixer schedule decays norms and biases
+        assert decays == [0.067] * 4

@@ -1,6 +1,6 @@
-# Runtime shared by every mmscalekd experiment (text-style; see shared/STYLE.md "Decision on
-# configs"). Hook choices follow mmpretrain 1.2's configs/_base_/default_runtime.py, which the
-# official ScaleKD configs inherit through their student configs (spec §8.2); deviations are marked.
+# Runtime shared by every mmscalekd experiment (OpenMMLab text-style config). Hook choices follow
+# mmpretrain 1.2's configs/_base_/default_runtime.py, which the official ScaleKD configs inherit
+# through their student configs (docs/recipe_audit.md); deviations are marked.
 default_scope = 'mmscalekd'  # our registries; their parents resolve bare mmpretrain types
 
 default_hooks = dict(

@@ -1,56 +1,54 @@
-# ScaleKD: Swin-L teacher -> Mixer-B/16 student, advanced training strategy
-# (32 GPUs x 48 images, 300 epochs), ImageNet-1K.
+# ScaleKD: Swin-L teacher -> MLP-Mixer-B/16 student,
+# advanced training strategy (32 GPUs x 48 images, 300 epochs), ImageNet-1K.
 # Paper: "ScaleKD: Strong Vision Transformers Could Be Excellent Teachers", NeurIPS 2024,
-# https://arxiv.org/abs/2411.06786. Reported top-1 (paper number, not reproduced by us):
-#   81.96 (baseline 76.44).
-# Official counterpart (deep-optimization/ScaleKD, spec §8.1):
-#   configs/distillers/advanced_training_strategy/swin-l_distill_mlp_b_img_s3_s4.py (history only)
-# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_mixer-b16_32xb48_300e_in1k.py 8  (x4 nodes, README.md)
+# https://arxiv.org/abs/2411.06786. Table 3: 81.96 top-1 (student
+# baseline 76.44), not reproduced by us.
+# Official recipe (deep-optimization/ScaleKD@5ba1f04):
+#   distiller config: configs/distillers/advanced_training_strategy/swin-l_distill_mlp_b_img_s3_s4.py
+#   student config: configs/mlp_mixer/mlp-mixer-base-p16_64xb64_in1k.py (data, schedule, hooks)
+# Every setting against the official one, with file:line: docs/recipe_audit.md.
+# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_mixer-b16_32xb48_300e_in1k.py 8
+#   (on each of 4 nodes: configs/scalekd/README.md, How to use)
 _base_ = [
-    '../_base_/datasets/imagenet_bs64_advanced.py',
-    '../_base_/schedules/advanced_adamw_300e.py',
+    '../_base_/datasets/imagenet_bs48_advanced_mixer.py',
+    '../_base_/schedules/advanced_adamw_mixer_300e.py',
     '../_base_/default_runtime.py',
 ]
 default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve through them
 
-# ---- teacher --------------------------------------------------------------------------------------
-# Swin-L (IN-22K pre-trained, IN-1K fine-tuned, 224px; 86.24 top-1, paper Table 3).
-# Checkpoint file named by the official config (spec §8.1); the full download.openmmlab.com URL
-# is the one listed in mmpretrain 1.2's metafile. Used only where a network is available;
-# pass a local path with --cfg-options model.teacher.checkpoint=... otherwise.
+# The official teacher_pretrained (distiller config:21). Downloaded where a network
+# is available; otherwise --cfg-options model.teacher.checkpoint=/path/to/file.pth.
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth')
 
-# ---- student taps ---------------------------------------------------------------------------------
-# s3 / s4 = block 10 output and the last block before the final LN, 768 x 14 x 14 (spec §7).
-
-# ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-NUM_HEADS = (8, 8)  # spec §8.1
-SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
-STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
-ALPHA = ((0.08, 0.06), (0.08, 0.06))  # DFM (spatial, frequency) weights of s3, s4 (spec §4)
-KD_TEMPERATURE = 1.0  # spec §6
-KD_WEIGHT = 0.5  # alpha_kd; the label loss gets 1 - alpha_kd (spec §6)
-BATCH_PER_GPU = 48  # spec §8.2
+NUM_HEADS = (8, 8)  # the loss default (fmd.py:37), not written in the distiller config
+SOFTMAX_SCALE = 5.0  # distiller config:34, 48 ([5.0, 5.0]: one value per view)
+STEM_NORM = 'BN'  # the official FreqMaskingDistillLoss (distiller config:24)
+# (spatial, frequency) of s3, s4: distiller config:27, 41
+ALPHA = ((0.08, 0.06), (0.08, 0.06))
+KD_TEMPERATURE = 1.0  # distiller config:55
+KD_WEIGHT = 0.5  # distiller config:56; the label loss gets 1 - KD_WEIGHT (distiller.py:211-214)
 
 model = dict(
     type='ScaleKDDistiller',
     student=dict(
         type='ImageClassifier',
         backbone=dict(
-            type='MlpMixerTaps',  # s3/s4 taps as officially (spec §7)
+            type='MlpMixerTaps',  # taps before the final LN, plus the normed map for the head
             arch='b',
             img_size=224,
             patch_size=16,
-            drop_path_rate=0.1,  # spec §8.2
-            out_indices=(9, 11)),
+            drop_path_rate=0.1,
+            out_indices=(9, 11),  # s3, s4 = blocks 10 and 12, 768 x 14 x 14
+            init_cfg=[dict(type='Kaiming', layer='Conv2d', mode='fan_in',
+                           nonlinearity='linear')]),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
             type='LinearClsHead',
             num_classes=1000,
-            in_channels=768,  # Mixer-B/16 width
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),  # spec §6
+            in_channels=768,
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
             topk=(1, 5))),
     teacher=dict(
         type='MMPretrainSwinTeacher',
@@ -60,17 +58,16 @@ model = dict(
                 type='SwinTransformer',
                 arch='large',
                 img_size=224,
-                drop_path_rate=0.1),  # Swin-L class default (official large_224.py sets none; spec §5)
+                # the class default (none set officially); active only in train mode
+                drop_path_rate=0.1),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),  # Swin-L stage-4 width
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),
         checkpoint=TEACHER_CKPT),
-    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
-    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
-    # Connector widths and grids are derived from the student and the teacher
-    # (docs/architecture.md, 'Distill stages'); the build log lists them.
+    # The official loss_fmd_s3 / loss_fmd_s4 (distiller config). Widths and grids are derived
+    # from the student and the teacher (docs/architecture.md, 'Distill stages').
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
+            name='s3',  # student stage n-1 -> CAP -> the teacher's last stage (TPP)
             student_index=0,
             tpp=True,
             connector=dict(
@@ -93,46 +90,11 @@ model = dict(
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),
     label_loss_weight=1.0 - KD_WEIGHT,
     label_free=False,
-    # The official distiller let mmengine put the teacher back in train mode every epoch
-    # (stochastic depth active in targets and TPP; spec §5, §9.1). False keeps it in eval;
-    # True reproduces the official behaviour.
+    # Officially the teacher runs in train mode after construction (stochastic depth active); we
+    # keep it in eval. True reproduces the official behaviour (docs/recipe_audit.md, teacher.mode).
     teacher_train_mode=False,
 )
 
-# The official config sets sync_bn=True; Mixer-B has no BatchNorm, so only the connectors
-# could be affected and the official code did not convert them (spec §9.11): omitted.
-# RandAugment(15, 12) + RandomErasing 0.25 (spec §8.2); no EMA.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=15,  # spec §8.2
-        magnitude_level=12,  # spec §8.2
-        magnitude_std=0.5,
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,  # spec §8.2
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=[103.53, 116.28, 123.675],
-        fill_std=[57.375, 57.12, 58.395]),
-    dict(type='PackInputs'),
-]
-optim_wrapper = dict(
-    optimizer=dict(lr=7e-4, weight_decay=0.067),  # spec §8.2
-    clip_grad=dict(max_norm=1.0))  # spec §8.2
-param_scheduler = [
-    # 20-epoch warm-up from 1e-6 x lr, then cosine over the remaining 280 epochs (spec §8.2).
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=True, begin=0, end=20,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=20),
-]
-train_dataloader = dict(batch_size=BATCH_PER_GPU, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader
+# The official sync_bn=True (distiller config:20) converts nothing: a Mixer has no BatchNorm.
+# No EMA (the student config has none).
+optim_wrapper = dict(clip_grad=dict(max_norm=1.0))  # student config:10

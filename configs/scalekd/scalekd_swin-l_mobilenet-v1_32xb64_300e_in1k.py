@@ -1,50 +1,49 @@
-# ScaleKD: Swin-L teacher -> MobileNet-V1 student, advanced training strategy
-# (32 GPUs x 64 images, 300 epochs), ImageNet-1K.
+# ScaleKD: Swin-L teacher -> MobileNet-V1 student,
+# advanced training strategy (32 GPUs x 64 images, 300 epochs), ImageNet-1K.
 # Paper: "ScaleKD: Strong Vision Transformers Could Be Excellent Teachers", NeurIPS 2024,
-# https://arxiv.org/abs/2411.06786. Reported top-1 (paper number, not reproduced by us):
-#   75.15 (baseline 72.10); the paper does not say whether the advanced or the traditional MobileNet-V1 run gave it (spec §8.3).
-# Official counterpart (deep-optimization/ScaleKD, spec §8.1):
-#   configs/distillers/advanced_training_strategy/swin-l_distill_mbv1_img_s3_s4.py (history only, up to 5ba1f04)
-# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_mobilenet-v1_32xb64_300e_in1k.py 8  (x4 nodes, README.md)
+# https://arxiv.org/abs/2411.06786. Table 3: 75.15 top-1 (student
+# baseline 72.10), not reproduced by us; an advanced and a traditional MobileNet-V1 config exist
+# officially and no source says which one produced it.
+# Official recipe (deep-optimization/ScaleKD@5ba1f04):
+#   distiller config: configs/distillers/advanced_training_strategy/swin-l_distill_mbv1_img_s3_s4.py
+#   student config: configs/mobilenet_v1/mobilenet_v1_refine.py (data, schedule, hooks)
+# Every setting against the official one, with file:line: docs/recipe_audit.md.
+# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_mobilenet-v1_32xb64_300e_in1k.py 8
+#   (on each of 4 nodes: configs/scalekd/README.md, How to use)
 _base_ = [
-    '../_base_/datasets/imagenet_bs64_advanced.py',
+    '../_base_/datasets/imagenet_bs64_advanced_mobilenet.py',
     '../_base_/schedules/advanced_lamb_300e.py',
     '../_base_/default_runtime.py',
 ]
 default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve through them
 
-# ---- teacher --------------------------------------------------------------------------------------
-# Swin-L (IN-22K pre-trained, IN-1K fine-tuned, 224px; 86.24 top-1, paper Table 3).
-# Checkpoint file named by the official config (spec §8.1); the full download.openmmlab.com URL
-# is the one listed in mmpretrain 1.2's metafile. Used only where a network is available;
-# pass a local path with --cfg-options model.teacher.checkpoint=... otherwise.
+# The official teacher_pretrained (distiller config:21). Downloaded where a network
+# is available; otherwise --cfg-options model.teacher.checkpoint=/path/to/file.pth.
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth')
 
-# ---- student taps ---------------------------------------------------------------------------------
-# s3 / s4 = stage 3 (512 x 14 x 14) and stage 4 (1024 x 7 x 7) of the official 4-stage layout (spec §7).
-
-# ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-NUM_HEADS = (16, 24)  # spec §8.1
-SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
-STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
-ALPHA = ((0.08, 0.06), (0.08, 0.06))  # DFM (spatial, frequency) weights of s3, s4 (spec §4)
-KD_TEMPERATURE = 1.0  # spec §6
-KD_WEIGHT = 0.5  # alpha_kd; the label loss gets 1 - alpha_kd (spec §6)
-BATCH_PER_GPU = 64  # spec §8.2
+NUM_HEADS = (16, 24)  # distiller config:36, 52
+SOFTMAX_SCALE = 5.0  # distiller config:35, 51 ([5.0, 5.0]: one value per view)
+STEM_NORM = 'BN'  # the official FreqMaskingDistillLossv2 (distiller config:24)
+# (spatial, frequency) of s3, s4: distiller config:27, 44
+ALPHA = ((0.08, 0.06), (0.08, 0.06))
+KD_TEMPERATURE = 1.0  # distiller config:60
+KD_WEIGHT = 0.5  # distiller config:61; the label loss gets 1 - KD_WEIGHT (distiller.py:211-214)
 
 model = dict(
     type='ScaleKDDistiller',
     student=dict(
         type='ImageClassifier',
-        backbone=dict(type='MobileNetV1', out_indices=(2, 3)),  # s3, s4 (spec §7)
+        backbone=dict(
+            type='MobileNetV1',
+            out_indices=(2, 3)),  # s3 = stage 3 (512 x 14 x 14), s4 = stage 4 (1024 x 7 x 7)
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
             type='LinearClsHead',
             num_classes=1000,
-            in_channels=1024,  # MobileNet-V1 last width
-            loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),  # spec §6
+            in_channels=1024,
+            loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
             topk=(1, 5))),
     teacher=dict(
         type='MMPretrainSwinTeacher',
@@ -54,17 +53,16 @@ model = dict(
                 type='SwinTransformer',
                 arch='large',
                 img_size=224,
-                drop_path_rate=0.1),  # Swin-L class default (official large_224.py sets none; spec §5)
+                # the class default (none set officially); active only in train mode
+                drop_path_rate=0.1),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),  # Swin-L stage-4 width
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),
         checkpoint=TEACHER_CKPT),
-    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
-    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
-    # Connector widths and grids are derived from the student and the teacher
-    # (docs/architecture.md, 'Distill stages'); the build log lists them.
+    # The official loss_fmd_s3 / loss_fmd_s4 (distiller config). Widths and grids are derived
+    # from the student and the teacher (docs/architecture.md, 'Distill stages').
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
+            name='s3',  # student stage n-1 -> CAP -> the teacher's last stage (TPP)
             student_index=0,
             tpp=True,
             connector=dict(
@@ -87,30 +85,10 @@ model = dict(
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),
     label_loss_weight=1.0 - KD_WEIGHT,
     label_free=False,
-    # The official distiller let mmengine put the teacher back in train mode every epoch
-    # (stochastic depth active in targets and TPP; spec §5, §9.1). False keeps it in eval;
-    # True reproduces the official behaviour.
+    # Officially the teacher runs in train mode after construction (stochastic depth active); we
+    # keep it in eval. True reproduces the official behaviour (docs/recipe_audit.md, teacher.mode).
     teacher_train_mode=False,
 )
 
-# RandAugment(8, 7), no erasing (spec §8.2).
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=8,  # spec §8.2
-        magnitude_level=7,  # spec §8.2
-        magnitude_std=0.5,
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
-    dict(type='PackInputs'),
-]
-optim_wrapper = dict(
-    optimizer=dict(lr=2e-3, weight_decay=0.004),  # spec §8.2
-    clip_grad=None)  # no clipping for MobileNet-V1 (spec §8.2)
-train_dataloader = dict(batch_size=BATCH_PER_GPU, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader
+# student config:23-25; no gradient clipping (none in the student config or its schedule)
+optim_wrapper = dict(optimizer=dict(lr=2e-3, weight_decay=0.004))

@@ -1,57 +1,53 @@
-# ScaleKD: Swin-L teacher -> ResNet-50 (ResNet-50-D, advanced recipe) student, advanced training strategy
-# (32 GPUs x 64 images, 300 epochs), ImageNet-1K.
+# ScaleKD: Swin-L teacher -> ResNet-50-D student,
+# advanced training strategy (32 GPUs x 64 images, 300 epochs), ImageNet-1K.
 # Paper: "ScaleKD: Strong Vision Transformers Could Be Excellent Teachers", NeurIPS 2024,
-# https://arxiv.org/abs/2411.06786. Reported top-1 (paper number, not reproduced by us):
-#   82.03 (baseline 78.64); README: 82.55 with 600 epochs, no 600-epoch config exists.
-# Official counterpart (deep-optimization/ScaleKD, spec §8.1):
-#   configs/distillers/advanced_training_strategy/swin-l_distill_res50_img_s3_s4.py (at HEAD)
-# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_resnet50_32xb64_300e_in1k.py 8  (x4 nodes, README.md)
+# https://arxiv.org/abs/2411.06786. Table 3: 82.03 top-1 (student
+# baseline 78.64), not reproduced by us; the official README also gives 82.55 for 600 epochs
+# (no 600-epoch config exists).
+# Official recipe (deep-optimization/ScaleKD@5ba1f04):
+#   distiller config: configs/distillers/advanced_training_strategy/swin-l_distill_res50_img_s3_s4.py
+#   student config: configs/resnet/resnet50_8xb32_in1k_strong_aug_coslr_300.py (data, schedule, hooks)
+# Every setting against the official one, with file:line: docs/recipe_audit.md.
+# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_resnet50_32xb64_300e_in1k.py 8
+#   (on each of 4 nodes: configs/scalekd/README.md, How to use)
 _base_ = [
-    '../_base_/datasets/imagenet_bs64_advanced.py',
+    '../_base_/datasets/imagenet_bs64_advanced_resnet.py',
     '../_base_/schedules/advanced_lamb_300e.py',
     '../_base_/default_runtime.py',
 ]
 default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve through them
 
-# ---- teacher --------------------------------------------------------------------------------------
-# Swin-L (IN-22K pre-trained, IN-1K fine-tuned, 224px; 86.24 top-1, paper Table 3).
-# Checkpoint file named by the official config (spec §8.1); the full download.openmmlab.com URL
-# is the one listed in mmpretrain 1.2's metafile. Used only where a network is available;
-# pass a local path with --cfg-options model.teacher.checkpoint=... otherwise.
+# The official teacher_pretrained (distiller config:21). Downloaded where a network
+# is available; otherwise --cfg-options model.teacher.checkpoint=/path/to/file.pth.
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth')
 
-# ---- student taps ---------------------------------------------------------------------------------
-# s3 / s4 = layer3 (1024 x 14 x 14) and layer4 (2048 x 7 x 7): stock out_indices=(2, 3) (spec §7).
-
-# ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-NUM_HEADS = (16, 24)  # spec §8.1
-SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
-STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
-ALPHA = ((0.08, 0.06), (0.08, 0.06))  # DFM (spatial, frequency) weights of s3, s4 (spec §4)
-KD_TEMPERATURE = 1.0  # spec §6
-KD_WEIGHT = 0.5  # alpha_kd; the label loss gets 1 - alpha_kd (spec §6)
-BATCH_PER_GPU = 64  # spec §8.2
+NUM_HEADS = (16, 24)  # distiller config:36, 52
+SOFTMAX_SCALE = 5.0  # distiller config:35, 51 ([5.0, 5.0]: one value per view)
+STEM_NORM = 'BN'  # the official FreqMaskingDistillLossv2 (distiller config:24)
+# (spatial, frequency) of s3, s4: distiller config:27, 44
+ALPHA = ((0.08, 0.06), (0.08, 0.06))
+KD_TEMPERATURE = 1.0  # distiller config:60
+KD_WEIGHT = 0.5  # distiller config:61; the label loss gets 1 - KD_WEIGHT (distiller.py:211-214)
 
 model = dict(
     type='ScaleKDDistiller',
     student=dict(
         type='ImageClassifier',
         backbone=dict(
-            # ResNet-50-D as in the official advanced student config (spec §8.2); the paper's
-            # 25.56 M params match plain ResNet-50 instead (spec §9.12, unresolved).
+            # ResNet-50-D as the official student (student config:11-14, its _base_
+            # resnet50d_strong_aug.py:4-10); paper Table 3 lists 25.56 M parameters, plain
+            # ResNet-50's (docs/recipe_audit.md, student.arch).
             type='ResNetV1d',
             depth=50,
-            out_indices=(2, 3),  # s3 = layer3, s4 = layer4 (spec §7)
-            drop_path_rate=0.0),  # spec §8.2
+            out_indices=(2, 3),  # s3 = layer3 (1024 x 14 x 14), s4 = layer4 (2048 x 7 x 7)
+            drop_path_rate=0.0),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
-            # BCE on one-hot targets, summed over classes and averaged over the batch
-            # (official MultiLabelLinearClsHead; spec §6).
-            type='MultiLabelLinearClsHead',
+            type='MultiLabelLinearClsHead',  # BCE on one-hot labels, as officially
             num_classes=1000,
-            in_channels=2048,  # ResNet-50 layer4 width
+            in_channels=2048,
             loss=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0))),
     teacher=dict(
         type='MMPretrainSwinTeacher',
@@ -61,17 +57,16 @@ model = dict(
                 type='SwinTransformer',
                 arch='large',
                 img_size=224,
-                drop_path_rate=0.1),  # Swin-L class default (official large_224.py sets none; spec §5)
+                # the class default (none set officially); active only in train mode
+                drop_path_rate=0.1),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),  # Swin-L stage-4 width
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),
         checkpoint=TEACHER_CKPT),
-    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
-    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
-    # Connector widths and grids are derived from the student and the teacher
-    # (docs/architecture.md, 'Distill stages'); the build log lists them.
+    # The official loss_fmd_s3 / loss_fmd_s4 (distiller config). Widths and grids are derived
+    # from the student and the teacher (docs/architecture.md, 'Distill stages').
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
+            name='s3',  # student stage n-1 -> CAP -> the teacher's last stage (TPP)
             student_index=0,
             tpp=True,
             connector=dict(
@@ -94,35 +89,9 @@ model = dict(
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),
     label_loss_weight=1.0 - KD_WEIGHT,
     label_free=False,
-    # The official distiller let mmengine put the teacher back in train mode every epoch
-    # (stochastic depth active in targets and TPP; spec §5, §9.1). False keeps it in eval;
-    # True reproduces the official behaviour.
+    # Officially the teacher runs in train mode after construction (stochastic depth active); we
+    # keep it in eval. True reproduces the official behaviour (docs/recipe_audit.md, teacher.mode).
     teacher_train_mode=False,
 )
 
-# RandAugment(total_level=8, magnitude=7) + RandomErasing 0.25 (spec §8.2).
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=8,  # spec §8.2
-        magnitude_level=7,  # spec §8.2
-        magnitude_std=0.5,
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,  # spec §8.2
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=[103.53, 116.28, 123.675],
-        fill_std=[57.375, 57.12, 58.395]),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(batch_size=BATCH_PER_GPU, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))  # student config:19

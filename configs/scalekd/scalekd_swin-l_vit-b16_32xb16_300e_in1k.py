@@ -1,11 +1,14 @@
-# ScaleKD: Swin-L teacher -> ViT-B/16 (DeiT-B recipe) student, advanced training strategy
-# (32 GPUs x 16 images, 300 epochs), ImageNet-1K.
+# ScaleKD: Swin-L teacher -> ViT-B/16 (DeiT-B) student,
+# advanced training strategy (32 GPUs x 16 images, 300 epochs), ImageNet-1K.
 # Paper: "ScaleKD: Strong Vision Transformers Could Be Excellent Teachers", NeurIPS 2024,
-# https://arxiv.org/abs/2411.06786. Reported top-1 (paper number, not reproduced by us):
-#   85.53 (baseline 81.80; 85.64 in the project page pre-training table, unexplained).
-# Official counterpart (deep-optimization/ScaleKD, spec §8.1):
-#   configs/distillers/advanced_training_strategy/swin-l_distill_deit-b_img_s3_s4.py (at HEAD)
-# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_vit-b16_32xb16_300e_in1k.py 8  (x4 nodes, README.md)
+# https://arxiv.org/abs/2411.06786. Table 3: 85.53 top-1 (student
+# baseline 81.80), not reproduced by us; the project page's pre-training table gives 85.64.
+# Official recipe (deep-optimization/ScaleKD@5ba1f04):
+#   distiller config: configs/distillers/advanced_training_strategy/swin-l_distill_deit-b_img_s3_s4.py
+#   student config: configs/deit/deit-base_pt-4xb256_in1k.py (data, schedule, hooks)
+# Every setting against the official one, with file:line: docs/recipe_audit.md.
+# Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-l_vit-b16_32xb16_300e_in1k.py 8
+#   (on each of 4 nodes: configs/scalekd/README.md, How to use)
 _base_ = [
     '../_base_/datasets/imagenet_bs64_advanced.py',
     '../_base_/schedules/advanced_adamw_300e.py',
@@ -13,49 +16,45 @@ _base_ = [
 ]
 default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve through them
 
-# ---- teacher --------------------------------------------------------------------------------------
-# Swin-L (IN-22K pre-trained, IN-1K fine-tuned, 224px; 86.24 top-1, paper Table 3).
-# Checkpoint file named by the official config (spec §8.1); the full download.openmmlab.com URL
-# is the one listed in mmpretrain 1.2's metafile. Used only where a network is available;
-# pass a local path with --cfg-options model.teacher.checkpoint=... otherwise.
+# The official teacher_pretrained (distiller config:21). Downloaded where a network
+# is available; otherwise --cfg-options model.teacher.checkpoint=/path/to/file.pth.
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth')
 
-# ---- student taps ---------------------------------------------------------------------------------
-# s3 / s4 = block 9 output and block 12 output after the final LN, 768 x 14 x 14, no cls token (spec §7).
-
-# ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-NUM_HEADS = (8, 8)  # spec §8.1
-SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
-STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
-ALPHA = ((0.08, 0.06), (0.08, 0.06))  # DFM (spatial, frequency) weights of s3, s4 (spec §4)
-KD_TEMPERATURE = 1.0  # spec §6
-KD_WEIGHT = 0.5  # alpha_kd; the label loss gets 1 - alpha_kd (spec §6)
-BATCH_PER_GPU = 16  # spec §8.2
+NUM_HEADS = (8, 8)  # the loss default (fmd.py:37), not written in the distiller config
+SOFTMAX_SCALE = 5.0  # distiller config:34, 48 ([5.0, 5.0]: one value per view)
+STEM_NORM = 'BN'  # the official FreqMaskingDistillLoss (distiller config:24)
+# (spatial, frequency) of s3, s4: distiller config:27, 41
+ALPHA = ((0.08, 0.06), (0.08, 0.06))
+KD_TEMPERATURE = 1.0  # distiller config:55
+KD_WEIGHT = 0.5  # distiller config:56; the label loss gets 1 - KD_WEIGHT (distiller.py:211-214)
 
 model = dict(
     type='ScaleKDDistiller',
     student=dict(
         type='ImageClassifier',
         backbone=dict(
-            type='VisionTransformer',  # s3/s4 taps as officially (spec §7)
+            type='VisionTransformer',
             arch='deit-b',
             img_size=224,
             patch_size=16,
-            # stock mmpretrain ViT: out_indices=(8, 11) + final_norm give the official taps;
-            # no cls token (official with_cls_token=False); maps out, for the GAP neck
-            with_cls_token=False,
+            with_cls_token=False,  # as the official student
             out_type='featmap',
-            drop_path_rate=0.1,  # DeiT default
+            drop_path_rate=0.0,  # not set officially (the DeiT default 0.1 is not used)
+            # s3 = block 9, s4 = block 12 after the final LN, 768 x 14 x 14
             out_indices=(8, 11)),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
             type='LinearClsHead',
             num_classes=1000,
-            in_channels=768,  # ViT-B width
-            loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),  # spec §6
-            topk=(1, 5))),
+            in_channels=768,
+            loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+            topk=(1, 5)),
+        init_cfg=[
+            dict(type='TruncNormal', layer='Linear', std=0.02),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
+        ]),
     teacher=dict(
         type='MMPretrainSwinTeacher',
         model=dict(
@@ -64,17 +63,16 @@ model = dict(
                 type='SwinTransformer',
                 arch='large',
                 img_size=224,
-                drop_path_rate=0.1),  # Swin-L class default (official large_224.py sets none; spec §5)
+                # the class default (none set officially); active only in train mode
+                drop_path_rate=0.1),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),  # Swin-L stage-4 width
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),
         checkpoint=TEACHER_CKPT),
-    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
-    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
-    # Connector widths and grids are derived from the student and the teacher
-    # (docs/architecture.md, 'Distill stages'); the build log lists them.
+    # The official loss_fmd_s3 / loss_fmd_s4 (distiller config). Widths and grids are derived
+    # from the student and the teacher (docs/architecture.md, 'Distill stages').
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
+            name='s3',  # student stage n-1 -> CAP -> the teacher's last stage (TPP)
             student_index=0,
             tpp=True,
             connector=dict(
@@ -97,29 +95,32 @@ model = dict(
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),
     label_loss_weight=1.0 - KD_WEIGHT,
     label_free=False,
-    # The official distiller let mmengine put the teacher back in train mode every epoch
-    # (stochastic depth active in targets and TPP; spec §5, §9.1). False keeps it in eval;
-    # True reproduces the official behaviour.
+    # Officially the teacher runs in train mode after construction (stochastic depth active); we
+    # keep it in eval. True reproduces the official behaviour (docs/recipe_audit.md, teacher.mode).
     teacher_train_mode=False,
 )
 
-train_dataloader = dict(batch_size=BATCH_PER_GPU)
+# 16 per GPU. The student config counts 16 x 8 GPUs x 8 nodes = 1024 (its line 8); the README runs
+# the advanced strategy on 32 GPUs (512): docs/recipe_audit.md, batch.gpus.
+train_dataloader = dict(batch_size=16)  # student config:39
 optim_wrapper = dict(
-    clip_grad=dict(max_norm=5.0),  # spec §8.2
-    paramwise_cfg=dict(
-        # No decay on cls token / position embeddings (spec §8.2). As officially, '.pos_embed'
-        # also matches the connectors' pos_embed (spec §8.2 note).
-        custom_keys={
-            '.cls_token': dict(decay_mult=0.0),
-            '.pos_embed': dict(decay_mult=0.0),
-        }))
-custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]  # evaluated on EMA
-# DeiT-B test transform: resize to 224, centre-crop 224 (spec §8.2).
+    clip_grad=dict(max_norm=5.0),  # student config:57
+    # No decay on the cls token and the position embeddings (student config:53-56);
+    # MMEngine merges these keys with the schedule's. '.pos_embed' also matches the
+    # connectors' position embeddings, as officially.
+    paramwise_cfg=dict(custom_keys={
+        '.cls_token': dict(decay_mult=0.0),
+        '.pos_embed': dict(decay_mult=0.0),
+    }))
+custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]  # student config:42;
+# evaluated on the EMA weights (mmpretrain's EMAHook default, as the official mmcls hook)
+# Test: resize the short side to 224, centre-crop 224 (the official student data config,
+# imagenet_bs32_swin_224.py:43-53).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=224, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
-val_dataloader = dict(batch_size=BATCH_PER_GPU, dataset=dict(pipeline=test_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -1,10 +1,12 @@
-# ScaleKD: Swin-S teacher -> ResNet-50 (traditional recipe) student, traditional training strategy
-# (8 GPUs x 32 images, 100 epochs), ImageNet-1K.
+# ScaleKD: Swin-S (IN-1K) teacher -> ResNet-50 student,
+# traditional training strategy (8 GPUs x 32 images, 100 epochs), ImageNet-1K.
 # Paper: "ScaleKD: Strong Vision Transformers Could Be Excellent Teachers", NeurIPS 2024,
-# https://arxiv.org/abs/2411.06786. Reported top-1 (paper number, not reproduced by us):
-#   not retrieved (teacher-scaling table, spec §8.3).
-# Official counterpart (deep-optimization/ScaleKD, spec §8.1):
-#   configs/distillers/traditional_traning_strategy/swin-s_distill_res50_img_s3_s4.py (at HEAD)
+# https://arxiv.org/abs/2411.06786. No paper number is quoted here: the traditional-strategy
+# results are in the paper body, which this project has not checked.
+# Official recipe (deep-optimization/ScaleKD@5ba1f04):
+#   distiller config: configs/distillers/traditional_traning_strategy/swin-s_distill_res50_img_s3_s4.py
+#   student config: configs/resnet/resnet50_8xb32_in1k.py (data, schedule, hooks)
+# Every setting against the official one, with file:line: docs/recipe_audit.md.
 # Train: bash tools/dist_train.sh configs/scalekd/scalekd_swin-s_resnet50_8xb32_100e_in1k.py 8
 _base_ = [
     '../_base_/datasets/imagenet_bs32_traditional.py',
@@ -13,28 +15,20 @@ _base_ = [
 ]
 default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve through them
 
-# ---- teacher --------------------------------------------------------------------------------------
-# Swin-S (IN-1K, 224px).
-# Fixed (spec §9.6): the historical advanced-folder Swin-S -> ResNet-50 config paired this
-# Swin-S model with the Swin-L checkpoint; here the checkpoint is Swin-S's own, as in the
-# traditional config at HEAD.
-# Checkpoint file named by the official config (spec §8.1); the full download.openmmlab.com URL
-# is the one listed in mmpretrain 1.2's metafile. Used only where a network is available;
-# pass a local path with --cfg-options model.teacher.checkpoint=... otherwise.
+# The official teacher_pretrained (distiller config:21). Downloaded where a network
+# is available; otherwise --cfg-options model.teacher.checkpoint=/path/to/file.pth.
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_small_patch4_window7_224-cc7a01c9.pth')
 
-# ---- student taps ---------------------------------------------------------------------------------
-# s3 / s4 = layer3 (1024 x 14 x 14) and layer4 (2048 x 7 x 7): stock out_indices=(2, 3) (spec §7).
-
-# ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-NUM_HEADS = (3, 6)  # spec §8.1
-SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
-STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
-ALPHA = ((0.08, 0.06), (0.08, 0.0))  # DFM (spatial, frequency) weights of s3, s4 (spec §4)
-# kd=False officially: no logit KD, label loss weight 1 (spec §6).
-BATCH_PER_GPU = 32  # spec §8.2
+NUM_HEADS = (3, 6)  # distiller config:36, 52
+SOFTMAX_SCALE = 5.0  # distiller config:35, 51 ([5.0, 5.0]: one value per view)
+STEM_NORM = 'BN'  # the official FreqMaskingDistillLossv2 (distiller config:24)
+# (spatial, frequency) of s3, s4: distiller config:27, 44
+ALPHA = ((0.08, 0.06), (0.08, 0.0))
+# A view whose weight is 0 gets no connector (officially it is run with weight 0; the
+# gradients are the same).
+# kd = False (distiller config:13): no logit KD, the label loss keeps weight 1.
 
 model = dict(
     type='ScaleKDDistiller',
@@ -43,16 +37,16 @@ model = dict(
         backbone=dict(
             type='ResNet',
             depth=50,
-            out_indices=(2, 3),  # s3 = layer3, s4 = layer4 (spec §7)
-            # The official config converts the student to SyncBN (sync_bn=True; spec §8.2). Only
-            # the student: the connectors keep plain BN, as officially (spec §9.11).
+            out_indices=(2, 3),  # s3 = layer3 (1024 x 14 x 14), s4 = layer4 (2048 x 7 x 7)
+            # The official sync_bn=True converts the student (only) to SyncBN; the connectors
+            # keep plain BN, as officially.
             norm_cfg=dict(type='SyncBN', requires_grad=True)),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(
             type='LinearClsHead',
             num_classes=1000,
-            in_channels=2048,  # ResNet-50 layer4 width
-            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),  # spec §6
+            in_channels=2048,
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
             topk=(1, 5))),
     teacher=dict(
         type='MMPretrainSwinTeacher',
@@ -62,17 +56,16 @@ model = dict(
                 type='SwinTransformer',
                 arch='small',
                 img_size=224,
-                drop_path_rate=0.3),  # official small_224.py (spec §5); active only with teacher_train_mode=True
+                # as the official small_224.py; active only in train mode
+                drop_path_rate=0.3),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=768)),  # Swin-S stage-4 width
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=768)),
         checkpoint=TEACHER_CKPT),
-    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
-    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
-    # Connector widths and grids are derived from the student and the teacher
-    # (docs/architecture.md, 'Distill stages'); the build log lists them.
+    # The official loss_fmd_s3 / loss_fmd_s4 (distiller config). Widths and grids are derived
+    # from the student and the teacher (docs/architecture.md, 'Distill stages').
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
+            name='s3',  # student stage n-1 -> CAP -> the teacher's last stage (TPP)
             student_index=0,
             tpp=True,
             connector=dict(
@@ -84,9 +77,6 @@ model = dict(
         dict(
             name='s4',  # student stage n; queries = the s3 TPP outputs, view by view
             student_index=1,
-            # Official self_query=True here, but the official distiller always passes the TPP
-            # queries (loss_fmd_s4 in mmcls/models/classifiers/distiller.py at 5ba1f04), and
-            # they override it: input-dependent queries, so no learnable query table.
             query_from='s3',
             connector=dict(
                 type='CrossAttentionProjector',
@@ -98,12 +88,7 @@ model = dict(
     logit_loss=None,
     label_loss_weight=1.0,
     label_free=False,
-    # The official distiller let mmengine put the teacher back in train mode every epoch
-    # (stochastic depth active in targets and TPP; spec §5, §9.1). False keeps it in eval;
-    # True reproduces the official behaviour.
+    # Officially the teacher runs in train mode after construction (stochastic depth active); we
+    # keep it in eval. True reproduces the official behaviour (docs/recipe_audit.md, teacher.mode).
     teacher_train_mode=False,
 )
-
-train_dataloader = dict(batch_size=BATCH_PER_GPU)
-val_dataloader = dict(batch_size=BATCH_PER_GPU)
-test_dataloader = val_dataloader

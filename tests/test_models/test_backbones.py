@@ -1,9 +1,15 @@
 """Student backbones: MobileNet-V1 and the subclasses that expose ScaleKD's taps."""
 import pytest
 import torch
-from mmpretrain.models.backbones import MlpMixer, SwinTransformer
+from mmpretrain.models.backbones import MlpMixer, SwinTransformer, VisionTransformer
 
-from mmscalekd.models.backbones import ConvNeXtTaps, MlpMixerTaps, MobileNetV1, SwinTransformerTaps
+from mmscalekd.models.backbones import (
+    ConvNeXtTaps,
+    MlpMixerTaps,
+    MobileNetV1,
+    SwinTransformerTaps,
+    VisionTransformerTaps,
+)
 from mmscalekd.registry import MODELS
 
 
@@ -92,3 +98,45 @@ def test_mlp_mixer_taps_grid_prenorm_and_head_output():
         MlpMixerTaps(arch=arch, img_size=32, patch_size=8, out_indices=(4, ))
     with pytest.raises(ValueError, match='needs inputs of size'):
         model(torch.rand(1, 3, 16, 16))
+
+
+def test_vision_transformer_taps_maps_and_avg_ln_head_vector():
+    arch = dict(embed_dims=16, num_layers=4, num_heads=2, feedforward_channels=32)
+    model = VisionTransformerTaps(arch=arch, img_size=28, patch_size=7, out_indices=(1, 3),
+                                  with_cls_token=False)
+    # the stock class with out_type='avg_featmap' has the same parameters (ln1, ln2)
+    stock = VisionTransformer(arch=arch, img_size=28, patch_size=7, out_indices=(3, ),
+                              with_cls_token=False, out_type='avg_featmap')
+    stock.load_state_dict(model.state_dict())
+    maps = VisionTransformer(arch=arch, img_size=28, patch_size=7, out_indices=(1, 3),
+                             with_cls_token=False, out_type='featmap')
+    maps.load_state_dict(model.state_dict(), strict=False)  # no ln2 in the featmap model
+    for m in (model, stock, maps):
+        m.eval()  # mmpretrain's train() returns None: no chaining
+    x = torch.rand(2, 3, 28, 28)
+    with torch.no_grad():
+        t1, t3, head = model(x)
+        (pooled, ) = stock(x)
+        m1, m3 = maps(x)
+    assert tuple(t1.shape) == tuple(t3.shape) == (2, 16, 4, 4) and tuple(head.shape) == (2, 16)
+    torch.testing.assert_close(head, pooled)  # LayerNorm(mean of the final-normed tokens)
+    torch.testing.assert_close(t1, m1)
+    torch.testing.assert_close(t3, m3)
+    assert not torch.allclose(head, t3.flatten(2).mean(2))  # the extra norm is applied
+    plain = VisionTransformerTaps(arch=arch, img_size=28, patch_size=7, out_indices=(1, 3),
+                                  with_cls_token=False, head_pool='none')
+    assert len(plain(x)) == 2 and not hasattr(plain, 'ln2')
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(head_pool='mean'), "head_pool must be one of"),
+    (dict(out_type='avg_featmap'), "out_type must be 'featmap'"),
+    (dict(out_indices=(1, 2)), 'out_indices must include 3'),
+    (dict(final_norm=False), 'final_norm must be True'),
+])
+def test_vision_transformer_taps_rejects_bad_options(kwargs, message):
+    arch = dict(embed_dims=16, num_layers=4, num_heads=2, feedforward_channels=32)
+    cfg = dict(arch=arch, img_size=28, patch_size=7, out_indices=(1, 3), with_cls_token=False)
+    cfg.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        VisionTransformerTaps(**cfg)

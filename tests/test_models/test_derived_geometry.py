@@ -28,11 +28,11 @@ Row = Tuple[int, Tuple[int, int], int, Tuple[int, int]]
 # the teacher's TPP input (Swin: stage-3 width and 14x14 grid; EVA-L: 1024 x 16x16), s4 into its
 # final map (Swin: stage-4 width, 7x7; EVA-L: 1024 x 16x16).
 EXPLICIT: Dict[str, Tuple[Row, Row]] = {
-    'scalekd_beit-l14_mixer-b14_32xb48_300e_in1k.py':
+    'scalekd_beit-l14_mixer-b14_32xb24_300e_in1k.py':
         ((768, (16, 16), 1024, (16, 16)), (768, (16, 16), 1024, (16, 16))),
     'scalekd_beit-l14_resnet50_32xb64_300e_in1k.py':
         ((1024, (14, 14), 1024, (16, 16)), (2048, (7, 7), 1024, (16, 16))),
-    'scalekd_beit-l14_vit-b14_32xb16_300e_in1k.py':
+    'scalekd_beit-l14_vit-b14_32xb32_300e_in1k.py':
         ((768, (16, 16), 1024, (16, 16)), (768, (16, 16), 1024, (16, 16))),
     'scalekd_swin-b_resnet50_8xb32_100e_in1k.py':
         ((1024, (14, 14), 512, (14, 14)), (2048, (7, 7), 1024, (7, 7))),

@@ -1,10 +1,13 @@
-# ImageNet-1k, ScaleKD's *traditional* strategy (spec §8.2): RandomResizedCrop 224 + flip only,
-# 32 images per GPU (x 8 GPUs = 256). Same recipe as mmpretrain 1.2's imagenet_bs32.py.
+# ImageNet-1k, ScaleKD's traditional strategy: RandomResizedCrop 224 + flip only, 32 images per
+# GPU (x 8 GPUs = 256). The official traditional student configs inherit mmcls'
+# imagenet_bs32.py (deep-optimization/ScaleKD@ee56c7e
+# mmcls/.mim/configs/_base_/datasets/imagenet_bs32.py:11-23); this file is the same recipe.
+# Audit: docs/recipe_audit.md.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet'
 
-# ImageNet mean/std in RGB, 0-255 scale (spec §8.2 "Normalization: ImageNet mean/std, RGB").
-# The Runner passes this to the model (distiller or classifier) as its data_preprocessor.
+# ImageNet mean/std in RGB, 0-255 scale (same file:3-10). The Runner passes this to the model
+# (distiller or classifier) as its data_preprocessor.
 data_preprocessor = dict(
     type='ClsDataPreprocessor',
     num_classes=1000,
@@ -14,13 +17,15 @@ data_preprocessor = dict(
 )
 
 train_pipeline = [
-    dict(type='LoadImageFromFileOrSkip'),  # a corrupt image: warn, count, draw another
-    dict(type='RandomResizedCrop', scale=224),  # 224^2 inputs (spec §8.2)
+    # Ours: a corrupt image is warned about, counted and replaced by another index
+    # (docs/reliability.md); the official pipeline uses LoadImageFromFile.
+    dict(type='LoadImageFromFileOrSkip'),
+    dict(type='RandomResizedCrop', scale=224),  # OpenCV, bilinear (the mmcls default)
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 
-# Resize the short side to 256, centre-crop 224 (spec §8.2 test transform).
+# Resize the short side to 256, centre-crop 224.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short'),
@@ -29,7 +34,7 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=32,  # per GPU; 8 GPUs -> 256 (spec §8.2 traditional)
+    batch_size=32,  # per GPU; 8 GPUs -> 256
     num_workers=5,  # mmpretrain default
     dataset=dict(type=dataset_type, data_root=data_root, split='train',
                  pipeline=train_pipeline),

@@ -1,6 +1,7 @@
 # Mask R-CNN, ResNet-50-FPN, 1x schedule, COCO 2017, with the ScaleKD ResNet-50 student
 # (Swin-L teacher, advanced strategy) as the backbone.
-# Paper Table 5 (ScaleKD, NeurIPS 2024): box AP 42.3,
+# Paper Table 5 (as in the official README figure, deep-optimization/ScaleKD@becc118
+# imgs/MS-COCO.png): box AP 42.3,
 # mask AP 39.1 (paper numbers; the paper's detection schedule is not retrieved, 1x is inferred
 # from the Swin-T baseline matching mmdet's 1x result).
 #
@@ -22,8 +23,7 @@ STUDENT_CKPT = 'work_dirs/scalekd_swin-l_resnet50_32xb64_300e_in1k/student_backb
 model = dict(
     backbone=dict(
         # The advanced-strategy ResNet-50 student is ResNet-50-D (ResNetV1d), as in the official
-        # config (configs/scalekd/README.md, "ResNet-50"; the paper's 25.56 M params in Table 3
-        # suggest plain ResNet-50).
+        # config; the paper's 25.56 M params suggest plain ResNet-50 (docs/recipe_audit.md).
         type='mmpretrain.ResNetV1d',
         depth=50,
         num_stages=4,

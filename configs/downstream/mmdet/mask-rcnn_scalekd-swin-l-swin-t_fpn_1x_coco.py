@@ -1,6 +1,7 @@
 # Mask R-CNN, Swin-T-FPN, 1x schedule, COCO 2017, with the ScaleKD Swin-T student (Swin-L teacher,
 # advanced strategy) as the backbone.
-# Paper Table 5: box AP 44.4, mask AP 40.8 (paper numbers). Schedule and optimizer
+# Paper Table 5 (as in the official README figure, deep-optimization/ScaleKD@becc118
+# imgs/MS-COCO.png): box AP 44.4, mask AP 40.8 (paper numbers). Schedule and optimizer
 # are MMDetection's Swin-T 1x recipe (AdamW 1e-4, wd 0.05, steps at 8/11); the paper's own
 # schedule is not retrieved (the baseline 42.7/39.3 equals mmdet's 1x Swin-T result).
 #
@@ -24,10 +25,8 @@ model = dict(
         img_size=224,
         drop_path_rate=0.2,  # mmdet's Swin-T detection value
         out_indices=(0, 1, 2, 3),
-        # The student normalises only its last stage (deep-optimization/ScaleKD@ee56c7e
-        # mmcls/models/backbones/swin_transformer.py builds a norm for stage index 3 only);
-        # norm0-norm2 start from their default init here (non-strict loading reports them as
-        # missing keys).
+        # The student normalises only its last stage (SwinTransformerTaps, norm_last_only); norm0-norm2 start from their
+        # default init here (non-strict loading reports them as missing keys).
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 

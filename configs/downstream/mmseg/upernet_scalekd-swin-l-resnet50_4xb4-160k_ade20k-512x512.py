@@ -1,6 +1,7 @@
 # UperNet, ResNet-50, 512x512 crops, 160k iterations, ADE20K, with the ScaleKD ResNet-50 student
 # (Swin-L teacher, advanced strategy) as the backbone.
-# Paper Table 6: 44.50 mIoU (paper number). The paper's iterations and crop size are
+# Paper Table 6 (as in the official README figure, deep-optimization/ScaleKD@becc118
+# imgs/ADE-20K.png): 44.50 mIoU (paper number). The paper's iterations and crop size are
 # not retrieved; 512x512/160k is inferred from its Swin-T baseline (44.41) matching mmseg's
 # UperNet Swin-T 512x512 160k result. Recipe: mmseg's UperNet R-50 160k (SGD 0.01, poly).
 #
@@ -21,7 +22,7 @@ model = dict(
     pretrained=None,
     backbone=dict(
         _delete_=True,
-        type='mmpretrain.ResNetV1d',  # ResNet-50-D: configs/scalekd/README.md
+        type='mmpretrain.ResNetV1d',  # the advanced ResNet-50 student is ResNet-50-D (docs/recipe_audit.md)
         depth=50,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
@@ -33,11 +34,10 @@ model = dict(
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
 
-# Option: SSLD's per-stage learning-rate multipliers for distilled backbones (PaddleClas,
-# docs/zh_CN/training/advanced/ssld.md). PaddleClas published values for ResNet50_vd
-# classification fine-tuning ([0.1, 0.1, 0.2, 0.2, 0.3]) and detection
-# ([0.05, 0.05, 0.05, 0.1, 0.15]); segmentation values were not retrieved. To try them,
-# uncomment and pick a row:
+# Option: SSLD's per-stage learning-rate multipliers for distilled backbones
+# (PaddlePaddle/PaddleClas@0e6b47b docs/en/advanced_tutorials/distillation/distillation_en.md Sec. 4.1). PaddleClas published values for ResNet50_vd classification fine-tuning
+# ([0.1, 0.1, 0.2, 0.2, 0.3]) and detection ([0.05, 0.05, 0.05, 0.1, 0.15]); segmentation values
+# were not retrieved. To try them, uncomment and pick a row:
 # optim_wrapper = dict(
 #     paramwise_cfg=dict(custom_keys={
 #         'backbone.stem': dict(lr_mult=0.1),

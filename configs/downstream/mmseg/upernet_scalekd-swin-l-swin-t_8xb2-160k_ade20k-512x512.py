@@ -1,6 +1,7 @@
 # UperNet, Swin-T, 512x512, 160k, ADE20K, with the ScaleKD Swin-T student (Swin-L teacher,
 # advanced strategy) as the backbone.
-# Paper Table 6: 46.33 mIoU (paper number). Recipe: mmseg's UperNet Swin-T 160k
+# Paper Table 6 (as in the official README figure, deep-optimization/ScaleKD@becc118
+# imgs/ADE-20K.png): 46.33 mIoU (paper number). Recipe: mmseg's UperNet Swin-T 160k
 # (AdamW 6e-5, wd 0.01, poly), inferred from the paper's baseline matching it (44.41).
 #
 # An MMSegmentation config (mmseg scope; MMSegmentation's tools). The backbone is mmpretrain's
@@ -23,10 +24,8 @@ model = dict(
         img_size=224,
         drop_path_rate=0.3,  # mmseg's UperNet Swin-T value
         out_indices=(0, 1, 2, 3),
-        # The student normalises only its last stage (deep-optimization/ScaleKD@ee56c7e
-        # mmcls/models/backbones/swin_transformer.py builds a norm for stage index 3 only):
-        # norm0-norm2 start from their default init (non-strict loading reports them as
-        # missing keys).
+        # The student normalises only its last stage (SwinTransformerTaps, norm_last_only): norm0-norm2 start from their
+        # default init (non-strict loading reports them as missing keys).
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')))
 
 # Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and

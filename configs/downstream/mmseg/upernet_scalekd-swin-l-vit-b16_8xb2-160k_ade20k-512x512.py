@@ -1,6 +1,7 @@
 # UperNet, ViT-B/16 + multi-level neck, 512x512, 160k, ADE20K, with the ScaleKD ViT-B/16 student
 # (Swin-L teacher, advanced strategy; a DeiT-B recipe) as the backbone.
-# Paper Table 6: 50.84 mIoU (paper number). The paper's ViT segmentation setting is
+# Paper Table 6 (as in the official README figure, deep-optimization/ScaleKD@becc118
+# imgs/ADE-20K.png): 50.84 mIoU (paper number). The paper's ViT segmentation setting is
 # not retrieved; this uses mmseg's ViT-B/16 + MLN UperNet 160k recipe (AdamW 6e-5, wd 0.01,
 # no decay on pos_embed/cls_token/norm) with DeiT's drop-path 0.1 (mmseg's vit_deit-b16 config).
 #
@@ -25,8 +26,8 @@ model = dict(
         patch_size=16,
         out_indices=(2, 5, 8, 11),  # the four levels mmseg's ViT UperNet uses
         out_type='featmap',
-        # The ScaleKD ViT students drop the class token (configs/scalekd/README.md, "ViT
-        # students"); a checkpoint that has one still loads (mmpretrain drops its position entry).
+        # The ScaleKD ViT students drop the class token (with_cls_token=False, docs/recipe_audit.md); a checkpoint that has one
+        # still loads (mmpretrain drops its position entry).
         with_cls_token=False,
         final_norm=False,  # mmseg's ViT UperNet takes un-normalised block outputs
         drop_path_rate=0.1,

@@ -33,6 +33,10 @@ CASES = [
          cfg=dict(type='MlpMixerTaps', img_size=32, patch_size=8, out_indices=(1, 3),
                   arch=dict(embed_dims=16, num_layers=4, tokens_mlp_dims=8,
                             channels_mlp_dims=32))),
+    dict(type='VisionTransformerTaps', size=32,
+         cfg=dict(type='VisionTransformerTaps', img_size=32, patch_size=8, out_indices=(1, 3),
+                  with_cls_token=False,
+                  arch=dict(embed_dims=16, num_layers=4, num_heads=2, feedforward_channels=32))),
     dict(type='ScaleKDDistiller', size=64, cfg=B.distiller(
         B.classifier(dict(type='MobileNetV1', widen_factor=0.25, out_indices=(2, 3)), 256),
         B.swin_teacher(),
