@@ -481,8 +481,9 @@ def test_benchmark_runs_on_a_one_channel_config(tmp_path: Path) -> None:
         tool.main([config, '--out', str(out)])  # refused before anything runs
 
 
-SHIPPED = sorted(str(p.relative_to(ROOT)) for folder in ('configs/scalekd', 'configs/ssld',
-                                                         'configs/demo', 'tests/data/configs')
+SHIPPED = sorted(str(p.relative_to(ROOT)) for folder in ('configs/scalekd', 'configs/kd',
+                                                         'configs/ssld', 'configs/demo',
+                                                         'tests/data/configs')
                  for p in (ROOT / folder).glob('*.py'))
 
 
