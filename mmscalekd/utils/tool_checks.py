@@ -6,8 +6,8 @@ the tools turn them into one ``tools/<name>.py: error: ...`` line.
 
 * :func:`check_input_file`: a path that must be a readable file (not a folder).
 * :func:`load_config`: ``Config.fromfile`` whose syntax errors name the file and line
-  (MMEngine 0.10 reports them in ``File "<unknown>"``) and whose missing ``_base_`` files
-  name the config that asks for them.
+  (MMEngine 0.10 reports them in ``File "<unknown>"``), as do errors raised while the config
+  runs, and whose missing ``_base_`` files name the config that asks for them.
 * :func:`check_config_kind`: a leaf config of our scope with what the tool needs
   (a ``model``; the train or test loop's entries), not a ``_base_`` fragment or an
   MMDetection / MMSegmentation config.
@@ -151,6 +151,8 @@ def load_config(path: str) -> Any:
             ``_base_`` file it names does not exist.
         ConfigSyntaxError: The config or one of its ``_base_`` files is not valid Python;
             the message gives ``file:line:column``, the line and a caret.
+        ToolInputError: Also for an exception raised while the config runs (its file,
+            line and source line), a broken JSON / YAML file or one that is not UTF-8.
     """
     from mmengine.config import Config
     check_input_file(path, 'config file')
