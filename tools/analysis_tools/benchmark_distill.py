@@ -50,6 +50,7 @@ from torch import Tensor  # noqa: E402
 
 from mmscalekd.registry import MODELS  # noqa: E402
 from mmscalekd.utils import register_all_modules  # noqa: E402
+from mmscalekd.utils.atomic_io import atomic_write_text, check_output  # noqa: E402
 
 PARTS = ('student', 'teacher', 'teacher_plain', 'projectors', 'tpp', 'optimizer', 'full')
 SUMMED = ('student', 'teacher', 'projectors', 'tpp', 'optimizer')
@@ -82,7 +83,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='also time the TPP part with batch_tpp_views on/off and the teacher '
                    'part with inference_mode_targets on/off, alternating in this process '
                    '(--iters rounds each), under "options_ab"')
-    p.add_argument('--out', default=None, help='write the results as JSON here')
+    p.add_argument('--out', default=None, help='write the results as JSON here (atomically)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='override config keys, e.g. model.batch_tpp_views=False')
     args = p.parse_args(argv)
@@ -308,7 +310,10 @@ def run(args: argparse.Namespace) -> dict:
     size = args.input_size or model.input_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     g = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, 3, *size, generator=g).to(device)
+    # As many channels as the data preprocessor normalises (1 for the grayscale demo configs).
+    mean = getattr(getattr(model, 'data_preprocessor', None), 'mean', None)
+    channels = int(mean.numel()) if isinstance(mean, Tensor) else 3
+    x = torch.randn(args.batch_size, channels, *size, generator=g).to(device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     num_classes = getattr(model.student.head, 'num_classes', 1000)
@@ -430,11 +435,15 @@ def print_table(out: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.out:  # before the benchmark runs, not after
+        try:
+            check_output(args.out, args.force, what='--out')
+        except OSError as err:
+            _sys.exit(f'benchmark_distill: error: {err}')
     out = run(args)
     print_table(out)
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=2)
+        atomic_write_text(args.out, json.dumps(out, indent=2), force=args.force, what='--out')
     return out
 
 

@@ -4,8 +4,12 @@ Leaves of ``mmscalekd.models``: they import nothing from the rest of the models.
 timm family lives in its own ``timm_*_teacher.py``; importing it registers the family.
 """
 from ._weights import TeacherDownloadError
-from .base_teacher import (BaseTeacher, RandomTeacherWarning, TeacherTargets,
-                           student_input_convention)
+from .base_teacher import (
+                           BaseTeacher,
+                           RandomTeacherWarning,
+                           TeacherTargets,
+                           student_input_convention,
+)
 from .mmpretrain_convnext_teacher import MMPretrainConvNeXtTeacher
 from .mmpretrain_swin_teacher import MMPretrainSwinTeacher
 from .mmpretrain_vit_teacher import MMPretrainViTTeacher
