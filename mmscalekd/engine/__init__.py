@@ -1,6 +1,6 @@
-"""Engine: hooks and train loops."""
+"""Engine: hooks, train loops and a runner."""
 from .hooks import ExactResumeHook, NonFiniteLossHook
-from .runner import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
+from .runner import DataRootRunner, ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
-__all__ = ['ExactResumeHook', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
-           'ResumableIterBasedTrainLoop']
+__all__ = ['DataRootRunner', 'ExactResumeHook', 'NonFiniteLossHook',
+           'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop']
