@@ -290,3 +290,18 @@ def test_cli_refuses_the_fashion_mnist_teacher_for_other_data(fake_root, tmp_pat
     assert "trained on 'fashion_mnist'" in proc.stderr and "the data is 'fake'" in proc.stderr
     assert '--retrain-teacher' in proc.stderr
     assert not osp.exists(tmp_path / 'w' / 'runs')
+
+
+@pytest.mark.slow
+def test_benchmark_tool_feeds_the_demo_configs_one_channel(tmp_path) -> None:
+    """The step benchmark builds its random batch with the config's channel count (1 here)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_distill', osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_distill.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'bench.json'
+    tool.main([osp.join(ROOT, 'configs', 'demo', 'scalekd_resnet18-w8_fashion-mnist-2k.py'),
+               '--batch-size', '2', '--iters', '1', '--warmup', '0', '--out', str(out)])
+    result = json.loads(out.read_text())
+    assert result['input_size'] == [28, 28] and result['parts']['full']['median_s'] > 0

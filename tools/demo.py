@@ -130,6 +130,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         build_parser().error(str(err))
     except TaskFailed as err:
         sys.exit(f'tools/demo.py: error: {err}')
+    except KeyboardInterrupt:
+        sys.exit('tools/demo.py: interrupted; the runs were stopped and no results were written '
+                 '(the previous ones, if any, are in the work dir\'s previous/)')
 
 
 if __name__ == '__main__':

@@ -12,10 +12,11 @@ import os.path as osp
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from .configs import (
+    EVAL_COST_MS,
     METHOD_NAMES,
     ROOT,
     STUDENT_NAMES,
@@ -79,7 +80,6 @@ class DemoSetting:
     retrain_teacher: bool = False
     teacher_iters: Optional[int] = None
     force: bool = False
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 def ensure_data(data_root: str) -> None:
@@ -257,8 +257,10 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
             trained = run_tasks([task], jobs=1, threads=s.jobs, on_event=progress)[0]
             progress.close()
             check = trained['recipe']['plateau']
-            say(f'teacher trained: best held-out top-1 {check["best_top1"]:.2f} % at step '
-                f'{check["best_step"]}; stopped: {check["stopped"]} after {check["steps"]} steps')
+            if check['best_top1'] is not None:
+                say(f'teacher trained: best held-out top-1 {check["best_top1"]:.2f} % at step '
+                    f'{check["best_step"]}; stopped: {check["stopped"]} after {check["steps"]} '
+                    'steps')
             if check['still_improving']:
                 warnings.append(
                     f'the teacher was still improving when its {budget}-step budget ended '
@@ -272,7 +274,8 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
                        summary=teacher_summary(meta), recipe=meta.get('recipe', {}))
         tasks.append(Task(kind='teacher_eval', name='teacher_eval',
                           work_dir=osp.join(s.work_dir, 'runs', 'teacher_eval'),
-                          cost=3 * s.val_size * 0.3 / 1000, teacher_ckpt=teacher['checkpoint'],
+                          cost=s.val_size * EVAL_COST_MS / 1000,
+                          teacher_ckpt=teacher['checkpoint'],
                           **common))
 
     iters = s.iters or int(base.max_iters)

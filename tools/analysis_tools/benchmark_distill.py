@@ -305,7 +305,10 @@ def run(args: argparse.Namespace) -> dict:
     size = args.input_size or model.input_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     g = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, 3, *size, generator=g).to(device)
+    # As many channels as the model's normalisation has (1 for the grayscale demo configs).
+    pre = model.data_preprocessor
+    channels = pre.mean.shape[0] if getattr(pre, '_enable_normalize', False) else 3
+    x = torch.randn(args.batch_size, channels, *size, generator=g).to(device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     num_classes = getattr(model.student.head, 'num_classes', 1000)
