@@ -21,16 +21,11 @@ default_scope = 'mmscalekd'  # our registries; bare mmpretrain types resolve thr
 TEACHER_CKPT = (
     'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth')
-TEACHER_TPP_DIMS = 768  # stage-3 width: CAP s3 output feeds the teacher's last stage (TPP, issue #1)
-TEACHER_DIMS = 1536  # stage-4 width after norm3: the DFM target T4 (spec §2, §4)
 
 # ---- student taps ---------------------------------------------------------------------------------
 # s3 / s4 = block 10 output and the last block before the final LN, 768 x 14 x 14 (spec §7).
-STUDENT_DIMS = (768, 768)  # C_s of s3, s4 (spec §8.1)
-STUDENT_HW = ((14, 14), (14, 14))  # student grids at 224 px (spec §7)
 
 # ---- connectors (CAP) and losses, spec §8.1 -------------------------------------------------------
-QUERY_HW = ((14, 14), (7, 7))  # query grid = teacher token grid of the target stage (spec §3.1)
 NUM_HEADS = (8, 8)  # spec §8.1
 SOFTMAX_SCALE = 5.0  # attention-logit multiplier (spec §8.1; same for both views officially)
 STEM_NORM = 'BN'  # BatchNorm stem, as the official v1/v2 loss classes (spec §3.4)
@@ -54,7 +49,7 @@ model = dict(
         head=dict(
             type='LinearClsHead',
             num_classes=1000,
-            in_channels=STUDENT_DIMS[1],
+            in_channels=768,  # Mixer-B/16 width
             loss=dict(type='CrossEntropyLoss', loss_weight=1.0),  # spec §6
             topk=(1, 5))),
     teacher=dict(
@@ -67,37 +62,32 @@ model = dict(
                 img_size=224,
                 drop_path_rate=0.1),  # Swin-L class default (official large_224.py sets none; spec §5)
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=TEACHER_DIMS)),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1536)),  # Swin-L stage-4 width
         checkpoint=TEACHER_CKPT),
+    # The official loss_fmd_s3 / loss_fmd_s4 of ClassificationDistiller.loss
+    # (deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py).
+    # Connector widths and grids are derived from the student and the teacher
+    # (docs/architecture.md, 'Distill stages'); the build log lists them.
     distill_stages=[
         dict(
-            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP (spec §5)
+            name='s3',  # student stage n-1 -> teacher stage-(n-1) tokens -> TPP
             student_index=0,
             tpp=True,
             connector=dict(
                 type='CrossAttentionProjector',
-                in_channels=STUDENT_DIMS[0],
-                embed_dims=TEACHER_TPP_DIMS,
-                student_hw=STUDENT_HW[0],
-                query_hw=QUERY_HW[0],
                 num_heads=NUM_HEADS[0],
                 softmax_scale=SOFTMAX_SCALE,
                 stem_norm=STEM_NORM),
             loss=dict(type='DualViewMimicLoss', alpha=ALPHA[0])),
         dict(
-            name='s4',  # student stage n; queries = the s3 TPP outputs, view by view (spec §5)
+            name='s4',  # student stage n; queries = the s3 TPP outputs, view by view
             student_index=1,
             query_from='s3',
             connector=dict(
                 type='CrossAttentionProjector',
-                in_channels=STUDENT_DIMS[1],
-                embed_dims=TEACHER_DIMS,
-                student_hw=STUDENT_HW[1],
-                query_hw=QUERY_HW[1],
                 num_heads=NUM_HEADS[1],
                 softmax_scale=SOFTMAX_SCALE,
-                stem_norm=STEM_NORM,
-                learnable_query=False),
+                stem_norm=STEM_NORM),
             loss=dict(type='DualViewMimicLoss', alpha=ALPHA[1])),
     ],
     logit_loss=dict(type='SoftTargetKDLoss', temperature=KD_TEMPERATURE, loss_weight=KD_WEIGHT),

@@ -121,10 +121,11 @@ def _bad(**changes):
     (_bad(s3__student_index=5), ValueError, r"'s3'.*student_index=5 is out of range.*2 output"),
     (_bad(s3__connector__in_channels=48), ValueError, r"in_channels=48.*\(32, 4, 4\)"),
     (_bad(s4__connector__student_hw=(4, 4)), ValueError, r"student_hw=\(4, 4\).*\(64, 2, 2\)"),
-    (_bad(s3__connector__embed_dims=128), ValueError, r"embed_dims=128.*TPP input.*64"),
+    (_bad(s3__connector__embed_dims=128), ValueError, r"embed_dims=128.*embed_dims=64.*TPP input"),
     (_bad(s4__connector__query_hw=(4, 4)), ValueError, r"query_hw=\(4, 4\).*final map.*\(2, 2\)"),
     (_bad(s4__query_from='s9'), ValueError, r"query_from='s9' names no earlier stage"),
-    (_bad(s4__connector__learnable_query=True), ValueError, r'set learnable_query=False'),
+    (_bad(s4__connector__learnable_query=True), ValueError,
+     r"learnable_query=True is given, but learnable_query=False is derived from query_from='s3'"),
     (_bad(s3__tpp=False, s3__connector__embed_dims=128, s3__connector__query_hw=(2, 2)),
      ValueError, r"query_from='s3' names a stage without tpp=True"),
 ])

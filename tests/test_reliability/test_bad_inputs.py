@@ -86,10 +86,12 @@ CASES = [
      ValueError, r'student_index=5 is out of range.*2 output'),
     ('connector_channels_do_not_match_student',
      lambda t: MODELS.build(with_stage(**{'connector.in_channels': 48})),
-     ValueError, r'in_channels=48.*do not match the student output 0 of shape \(32, 4, 4\)'),
+     ValueError, r"'s3': connector in_channels=48 is given, but in_channels=32 is derived from "
+                 r'the student output 0 of shape \(32, 4, 4\)'),
     ('connector_dims_do_not_match_teacher',
      lambda t: MODELS.build(with_stage(**{'connector.embed_dims': 96})),
-     ValueError, r"embed_dims=96.*must equal the teacher's TPP input.*64, \(4, 4\)"),
+     ValueError, r"'s3': connector embed_dims=96 is given, but embed_dims=64 is derived from the "
+                 r"teacher's TPP input \(tpp_dims, tpp_hw\) = 64, \(4, 4\)"),
     ('query_from_names_no_stage',
      lambda t: MODELS.build(distiller(distill_stages=[
          dict(B.stages((32, (4, 4)), (64, (2, 2)), TPP, FINAL)[1], query_from='s9')])),

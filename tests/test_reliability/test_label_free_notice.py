@@ -1,4 +1,4 @@
-"""label_free=True on a dataset whose samples carry labels: one warning line, no error (issue 8)."""
+"""label_free=True on a dataset whose samples carry labels: one warning line, no error."""
 import logging
 from typing import List
 
@@ -44,9 +44,10 @@ def test_labels_present_with_label_free_are_reported_once(records) -> None:
     for _ in range(3):
         losses = model.loss(*B.batch(64, labels=True))
     assert _notices(records) == [
-        'ScaleKDDistiller: label_free=True, but every sample of the first batch carries a '
-        'ground-truth label; the labels are ignored (no label term). Set label_free=False to '
-        'train on them too.']
+        'ScaleKDDistiller: label_free=True, but 2 of 2 samples of a batch carry a ground-truth '
+        'label; the labels are ignored (no label term, label_loss_weight unused). Set '
+        'label_free=False to train on them (with partial_labels=True when batches mix labeled '
+        'and unlabeled samples). Reported once.']
     assert not any(key.startswith('student.') for key in losses)  # still no label term
 
 
@@ -56,8 +57,15 @@ def test_no_notice_without_labels_or_without_label_free(records) -> None:
     assert _notices(records) == []
 
 
-def test_notice_only_looks_at_the_first_step(records) -> None:
+def test_notice_on_a_later_half_labeled_batch(records) -> None:
     model = _distiller(label_free=True)
-    model.loss(*B.batch(64, labels=False))  # first step unlabeled: nothing to say
-    model.loss(*B.batch(64, labels=True))
+    model.loss(*B.batch(64, labels=False))  # unlabeled: nothing to say
     assert _notices(records) == []
+    x, samples = B.batch(64, b=4)
+    for i in (0, 2, 3):
+        del samples[i].gt_label
+    losses = model.loss(x, samples)  # one labeled sample among four
+    model.loss(*B.batch(64, labels=True))  # said once only
+    notices = _notices(records)
+    assert len(notices) == 1 and '1 of 4 samples of a batch carry' in notices[0]
+    assert not any(key.startswith('student.') for key in losses)

@@ -206,9 +206,9 @@ def make_parts(model, optim_wrapper, x: Tensor, samples: list,
         target = model._teacher_targets(x).feature
         queries = {}
         for stage in stages:
-            if stage['tpp']:
-                for view, z in model._tpp_views(stage, feats[stage['student_index']]).items():
-                    queries[(stage['name'], view)] = z
+            if stage.tpp:
+                for view, z in model._tpp_views(stage, feats[stage.student_index]).items():
+                    queries[(stage.name, view)] = z
     leaf_feats = [f.detach().requires_grad_(True) for f in feats]
 
     def student_part():
@@ -229,10 +229,10 @@ def make_parts(model, optim_wrapper, x: Tensor, samples: list,
         total = 0.0
         with autocast():
             for stage in stages:
-                if stage['tpp']:
+                if stage.tpp:
                     continue
-                preds = model._project_views(stage, leaf_feats[stage['student_index']], queries)
-                out = model.distill_losses[stage['name']](preds.get('spatial'),
+                preds = model._project_views(stage, leaf_feats[stage.student_index], queries)
+                out = model.distill_losses[stage.name](preds.get('spatial'),
                                                           preds.get('freq'), target)
                 total = total + sum(out.values())
         if isinstance(total, Tensor):
@@ -242,10 +242,10 @@ def make_parts(model, optim_wrapper, x: Tensor, samples: list,
         total = 0.0
         with autocast():
             for stage in stages:
-                if not stage['tpp']:
+                if not stage.tpp:
                     continue
-                preds = model._tpp_views(stage, leaf_feats[stage['student_index']])
-                out = model.distill_losses[stage['name']](preds.get('spatial'),
+                preds = model._tpp_views(stage, leaf_feats[stage.student_index])
+                out = model.distill_losses[stage.name](preds.get('spatial'),
                                                           preds.get('freq'), target)
                 total = total + sum(out.values())
         if isinstance(total, Tensor):

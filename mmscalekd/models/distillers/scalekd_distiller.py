@@ -5,7 +5,6 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 """
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -20,9 +19,15 @@ from mmscalekd.registry import MODELS, build_checked, check_types
 
 from ..teachers import BaseTeacher
 from ..teachers.base_teacher import TeacherTargets
+from .distill_stage import TEACHER_SPACES, DistillStage, derive_geometry, parse_stages
 
 _VIEWS = ('spatial', 'freq')
-_STAGE_KEYS = {'name', 'student_index', 'tpp', 'query_from', 'connector', 'loss'}
+_DEFAULT_LABEL_LOSS_WEIGHT = 0.5
+# Errors of one stage's computation that are re-raised naming the stage (same class).
+_STAGE_ERRORS = (ValueError, TypeError, IndexError, RuntimeError)
+# Never wrapped: callers catch these by type (e.g. to retry with a smaller batch).
+_OOM_ERRORS = tuple(e for e in (getattr(torch, 'OutOfMemoryError', None),
+                                getattr(torch.cuda, 'OutOfMemoryError', None)) if e is not None)
 
 
 def _teacher_types() -> List[str]:
@@ -33,17 +38,22 @@ def _teacher_types() -> List[str]:
     return sorted(names)
 
 
-def _hw(value: Sequence[int]) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
+def _hw(value: Union[int, Sequence[int]], name: str = 'input_size') -> Tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in pair)):
+        raise ValueError(f'{name} must be a positive int or a pair (H, W) of positive ints, '
+                         f'got {value!r}')
+    return int(pair[0]), int(pair[1])
 
 
 @MODELS.register_module()
 class ScaleKDDistiller(BaseModel):
     """ScaleKD: a frozen teacher distilled into a student classifier.
 
-    One loss step (spec §2):
+    One loss step, as the official ``ClassificationDistiller.loss``
+    (``deep-optimization/ScaleKD@5ba1f04 mmcls/models/classifiers/distiller.py``):
 
     1. student backbone once -> taps ``feats[student_index]``; neck + head -> logits;
        the head's own label loss from those logits (``head._get_loss``), times
@@ -64,25 +74,41 @@ class ScaleKDDistiller(BaseModel):
         distill_stages (Sequence[dict]): One dict per distilled stage with keys
             ``name`` (str), ``student_index`` (int), ``tpp`` (bool, default False),
             ``query_from`` (str, optional: a previous ``tpp`` stage whose outputs are
-            the queries), ``connector`` (``CrossAttentionProjector`` config) and
-            ``loss`` (``DualViewMimicLoss`` config). One connector is built per
-            active view (alpha > 0): ``connectors['<name>_<view>']``.
+            the queries), ``connector`` (``CrossAttentionProjector`` config: its
+            choices, e.g. ``num_heads``, ``softmax_scale``) and ``loss``
+            (``DualViewMimicLoss`` config). The connector shapes are derived
+            (:func:`~mmscalekd.models.distillers.distill_stage.derive_geometry`):
+            ``in_channels``/``student_hw`` from the student's dry-run output
+            ``student_index`` at ``input_size``, ``embed_dims``/``query_hw`` from the
+            teacher (``tpp_dims``/``tpp_hw`` for a ``tpp`` stage, ``final_dims``/
+            ``final_hw`` otherwise), ``learnable_query = query_from is None``; a stated
+            value is checked against the derived one. Parsed into
+            :class:`DistillStage` records (``self.stages``); :meth:`describe_stages`
+            lists what was derived. One connector is built per active view
+            (alpha > 0): ``connectors['<name>_<view>']``. Empty: logit-only KD.
         logit_loss (dict, optional): Logit KD loss (``SoftTargetKDLoss``) or None
             for none. Defaults to None.
-        label_loss_weight (float): Weight of the student head's own loss (official
-            ``1 - alpha_kd``). Defaults to 0.5.
+        label_loss_weight (float, optional): Weight of the student head's own loss
+            (official ``1 - alpha_kd``). None means 0.5. With ``label_free=True`` there
+            is no label term: a stated weight other than 0.5 or 0 is reported at build
+            (a warning), since it has no effect. Defaults to None (0.5).
         label_free (bool): No label term at all; ground-truth labels are never
-            read (SSLD-style unlabeled data). Defaults to False.
+            read (SSLD-style unlabeled data). A batch in which samples carry labels
+            is reported once (a warning in the log). Defaults to False.
         partial_labels (bool): Batches may mix labeled and unlabeled samples
             (``LabeledUnlabeledDataset`` with ``MixedLabelClsDataPreprocessor``): the
             label term is the head loss averaged over the labeled samples only, and
             the distillation terms use every sample. Defaults to False (every
             sample must carry ``gt_label``).
         teacher_train_mode (bool): Let ``train()`` put the teacher in train mode,
-            reproducing the official code (spec §9.1). Defaults to False.
+            reproducing the official code, whose distiller calls ``teacher.eval()``
+            only at build (``deep-optimization/ScaleKD@5ba1f04
+            mmcls/models/classifiers/distiller.py:56``) and so trains with the teacher
+            in train mode after MMEngine's per-epoch ``model.train()``. Defaults to
+            False.
         input_size (int | Sequence[int], optional): The student's training
-            resolution, used to dry-run the student for build-time checks.
-            Defaults to the teacher's input size.
+            resolution, used to dry-run the student: the connectors' student shapes
+            are derived at this size. Defaults to the teacher's input size.
         batch_tpp_views (bool | str): Run both views' TPP passes through the
             teacher's last stage as one call on the views concatenated along the
             batch (same result; fewer, larger matmuls). Not applied while the
@@ -109,7 +135,7 @@ class ScaleKDDistiller(BaseModel):
                  teacher: Union[dict, BaseTeacher],
                  distill_stages: Sequence[dict] = (),
                  logit_loss: Optional[dict] = None,
-                 label_loss_weight: float = 0.5,
+                 label_loss_weight: Optional[float] = None,
                  label_free: bool = False,
                  partial_labels: bool = False,
                  teacher_train_mode: bool = False,
@@ -121,6 +147,9 @@ class ScaleKDDistiller(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type='ClsDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        stated_label_weight = label_loss_weight
+        if label_loss_weight is None:
+            label_loss_weight = _DEFAULT_LABEL_LOSS_WEIGHT
         if isinstance(label_loss_weight, bool) or not isinstance(label_loss_weight,
                                                                  (int, float)):
             raise TypeError(f'label_loss_weight must be a number, got {label_loss_weight!r}')
@@ -139,6 +168,13 @@ class ScaleKDDistiller(BaseModel):
         if label_free and partial_labels:
             raise ValueError('label_free=True never reads labels, so partial_labels=True has no '
                              'meaning; set only one of them.')
+        if label_free and stated_label_weight is not None and self.label_loss_weight not in (
+                0.0, _DEFAULT_LABEL_LOSS_WEIGHT):
+            warnings.warn(f'label_free=True: there is no label term, so label_loss_weight='
+                          f'{stated_label_weight!r} has no effect. Set label_free=False to '
+                          'train on the labels with that weight (partial_labels=True for '
+                          'batches that mix labeled and unlabeled samples), or drop '
+                          'label_loss_weight.', UserWarning)
         self.label_free = label_free
         self.partial_labels = partial_labels
         self.batch_tpp_views = batch_tpp_views
@@ -170,7 +206,7 @@ class ScaleKDDistiller(BaseModel):
 
         self.input_size = (_hw(input_size) if input_size is not None
                            else tuple(self.teacher.input_size))
-        self.stages = self._parse_stages(distill_stages)
+        self.stages: Tuple[DistillStage, ...] = self._parse_stages(distill_stages)
         if not self.stages and self.logit_loss is None:
             raise ValueError('Nothing to distil: distill_stages is empty and logit_loss is None. '
                              'Give feature stages, a logit loss (e.g. '
@@ -179,7 +215,9 @@ class ScaleKDDistiller(BaseModel):
         self.connectors = nn.ModuleDict()
         self.distill_losses = nn.ModuleDict()
         self._build_stage_modules()
-        self._first_step_checked = False  # label_free: say once if labels are ignored
+        if self.stages:
+            print_log(self.describe_stages(), logger='current', level=logging.INFO)
+        self._labels_ignored_reported = False  # label_free: say once if labels are ignored
         self.train()
 
     # ----------------------------------------------------------------- build
@@ -194,54 +232,32 @@ class ScaleKDDistiller(BaseModel):
                             "dict(type='MMPretrainSwinTeacher', model=...) or similar")
         return teacher
 
-    def _parse_stages(self, stages: Sequence[dict]) -> List[dict]:
-        if not isinstance(stages, Sequence) or isinstance(stages, (str, dict)):
-            raise TypeError(f'distill_stages must be a list of dicts (may be empty for logit-only '
-                            f'distillation), got {stages!r}')
-        parsed: List[dict] = []
-        names: Dict[str, dict] = {}
-        for cfg in stages:
-            if not isinstance(cfg, dict):
-                raise TypeError(f'each distill stage must be a dict, got {cfg!r}')
-            unknown = set(cfg) - _STAGE_KEYS
-            if unknown:
-                raise ValueError(f'distill stage {cfg.get("name")!r} has unknown keys '
-                                 f'{sorted(unknown)}; accepted: {sorted(_STAGE_KEYS)}')
-            for key in ('name', 'student_index', 'connector', 'loss'):
-                if key not in cfg:
-                    raise ValueError(f'distill stage {cfg.get("name")!r} misses {key!r}')
-            name = cfg['name']
-            if not isinstance(name, str) or not name.isidentifier() or name in names:
-                raise ValueError(f'stage name {name!r} must be a unique identifier')
-            stage = dict(name=name, student_index=cfg['student_index'],
-                         tpp=bool(cfg.get('tpp', False)), query_from=cfg.get('query_from'),
-                         connector=copy.deepcopy(cfg['connector']),
-                         loss=copy.deepcopy(cfg['loss']))
-            src = stage['query_from']
-            if (stage['tpp'] or src is not None) and not getattr(self.teacher, 'supports_tpp',
-                                                                 True):
+    def _parse_stages(self, stages: Sequence[dict]) -> Tuple[DistillStage, ...]:
+        """Validate the stage dicts into records and check that the teacher can serve them."""
+        parsed = parse_stages(stages)
+        for stage in parsed:
+            if (stage.tpp or stage.query_from is not None) and not self._teacher_has_tpp():
                 teacher_name = type(self.teacher).__name__
                 if getattr(self.teacher, 'model_name', None):
                     teacher_name += f'({self.teacher.model_name!r})'
                 raise ValueError(
-                    f'stage {name!r}: tpp=True / query_from need Teacher Parameter Perception '
-                    f"(the teacher's last stage on projected tokens), which the teacher "
-                    f'{teacher_name} does not support (a logits-only teacher). Drop tpp and '
-                    'query_from (learnable queries on the final map), or use '
+                    f'stage {stage.name!r}: tpp=True / query_from need Teacher Parameter '
+                    "Perception (the teacher's last stage on projected tokens), which the "
+                    f'teacher {teacher_name} does not support (a logits-only teacher). Drop '
+                    'tpp and query_from (learnable queries on the final map), or use '
                     'distill_stages=[] for logit-only distillation.')
-            if src is not None:
-                if stage['tpp']:
-                    raise ValueError(f'stage {name!r}: tpp=True and query_from={src!r} cannot '
-                                     'be combined')
-                if src not in names:
-                    raise ValueError(f'stage {name!r}: query_from={src!r} names no earlier '
-                                     f'stage; earlier stages: {sorted(names)}')
-                if not names[src]['tpp']:
-                    raise ValueError(f'stage {name!r}: query_from={src!r} names a stage '
-                                     'without tpp=True; only TPP stages produce queries')
-            names[name] = stage
-            parsed.append(stage)
         return parsed
+
+    def _teacher_has_tpp(self) -> bool:
+        """Whether the teacher can run its last stage on projected tokens."""
+        return bool(getattr(self.teacher, 'supports_tpp', True))
+
+    def _teacher_space(self, stage: DistillStage) -> Tuple[int, Tuple[int, int]]:
+        """``(dims, hw)`` of the teacher space a stage's connector maps into."""
+        t = self.teacher
+        if stage.tpp:
+            return int(t.tpp_dims), (int(t.tpp_hw[0]), int(t.tpp_hw[1]))
+        return int(t.final_dims), (int(t.final_hw[0]), int(t.final_hw[1]))
 
     @torch.no_grad()
     def _student_tap_shapes(self) -> List[Tuple[int, ...]]:
@@ -261,75 +277,57 @@ class ScaleKDDistiller(BaseModel):
         return [tuple(f.shape[1:]) for f in feats]
 
     def _build_stage_modules(self) -> None:
-        t = self.teacher
+        """Build each stage's loss and connectors; record the derived geometry on the stage."""
+        if not self.stages:
+            return
         taps = self._student_tap_shapes()
+        resolved: Dict[str, DistillStage] = {}
         for stage in self.stages:
-            name = stage['name']
-            idx = stage['student_index']
-            if isinstance(idx, bool) or not isinstance(idx, int) or not -len(taps) <= idx < len(
-                    taps):
+            name, idx = stage.name, stage.student_index
+            if not -len(taps) <= idx < len(taps):
                 raise ValueError(f'stage {name!r}: student_index={idx!r} is out of range; the '
                                  f'student backbone gives {len(taps)} output(s) of shapes '
                                  f'{taps} at input size {self.input_size}')
-            tap = taps[idx]
-            loss = build_checked(MODELS, stage['loss'], f'distill_stages[{name!r}].loss')
-            self.distill_losses[name] = loss
+            loss = build_checked(MODELS, stage.loss.to_dict(), f'distill_stages[{name!r}].loss')
             alphas = getattr(loss, 'alpha', None)
             views = getattr(loss, 'views', None)
             if views is None:
                 views = tuple(v for v, a in zip(_VIEWS, alphas) if a > 0)
-            stage['views'] = tuple(views)
-            if not stage['views']:
+            if not views:
                 raise ValueError(f'stage {name!r}: every view of the loss has alpha 0')
-            conn = stage['connector']
-            if not isinstance(conn, dict):
-                raise TypeError(f'stage {name!r}: connector must be a config dict')
-            check_types(conn, f'distill_stages[{name!r}].connector')
-            # --- student side
-            c_in = conn.get('in_channels')
-            s_hw = _hw(conn.get('student_hw')) if conn.get('student_hw') is not None else None
-            if len(tap) == 3:
-                tap_c, tap_hw = tap[0], tap[1:]
-            elif len(tap) == 2:  # tokens (N, C): cannot tell the grid, check N only
-                tap_c, tap_hw = tap[1], None
-            else:
-                raise ValueError(f'stage {name!r}: student output {idx} has shape {tap}; '
-                                 'expected a (C, H, W) map or (N, C) tokens')
-            if c_in != tap_c or (tap_hw is not None and s_hw != tuple(tap_hw)) or (
-                    tap_hw is None and s_hw is not None and s_hw[0] * s_hw[1] != tap[0]):
-                raise ValueError(
-                    f'stage {name!r}: connector in_channels={c_in}, student_hw={s_hw} do not '
-                    f'match the student output {idx} of shape {tap} (C, H, W) at input size '
-                    f'{self.input_size}')
-            # --- teacher side
-            if stage['tpp']:
-                want_dims, want_hw = t.tpp_dims, t.tpp_hw
-                space = "teacher's TPP input (tpp_dims/tpp_hw)"
-            else:
-                want_dims, want_hw = t.final_dims, t.final_hw
-                space = "teacher's final map (final_dims/final_hw)"
-            q_hw = _hw(conn.get('query_hw')) if conn.get('query_hw') is not None else None
-            if conn.get('embed_dims') != want_dims or q_hw != tuple(want_hw):
-                raise ValueError(
-                    f'stage {name!r}: connector embed_dims={conn.get("embed_dims")}, '
-                    f'query_hw={q_hw} must equal the {space}: {want_dims}, {tuple(want_hw)}')
-            learnable = conn.get('learnable_query', True)
-            if stage['query_from'] is not None and learnable:
-                raise ValueError(f'stage {name!r} receives queries from '
-                                 f'{stage["query_from"]!r}: set learnable_query=False in its '
-                                 'connector')
-            if stage['query_from'] is None and not learnable:
-                raise ValueError(f'stage {name!r}: learnable_query=False but no query_from '
-                                 'stage supplies queries; set query_from or '
-                                 'learnable_query=True')
-            if stage['query_from'] is not None:
-                src = next(s for s in self.stages if s['name'] == stage['query_from'])
-                missing = set(stage['views']) - set(src['views'])
+            if stage.query_from is not None:
+                src = resolved[stage.query_from]
+                missing = set(views) - set(src.views)
                 if missing:
                     raise ValueError(f'stage {name!r}: view(s) {sorted(missing)} need queries '
-                                     f'from stage {src["name"]!r}, which has no such view')
-            for view in stage['views']:
-                self.connectors[f'{name}_{view}'] = MODELS.build(copy.deepcopy(conn))
+                                     f'from stage {src.name!r}, which has no such view')
+            check_types(stage.connector.to_dict(), f'distill_stages[{name!r}].connector')
+            dims, hw = self._teacher_space(stage)
+            geometry = derive_geometry(stage, taps[idx], self.input_size, dims, hw)
+            stage = stage.resolved(geometry, views)
+            resolved[name] = stage
+            self.distill_losses[name] = loss
+            for view in stage.views:
+                self.connectors[f'{name}_{view}'] = MODELS.build(stage.connector_config())
+        self.stages = tuple(resolved.values())
+
+    def describe_stages(self) -> str:
+        """What the distiller derived for each stage, one line per stage.
+
+        Returns:
+            str: A header (student input size, teacher and its spaces) and, per stage, the
+            student tap shape, the teacher space, the connector dims and the query source.
+        """
+        t = self.teacher
+        spaces = f'final map {t.final_dims} x {tuple(t.final_hw)}'
+        if self._teacher_has_tpp() and getattr(t, 'tpp_dims', None) is not None:
+            spaces = f'TPP input {t.tpp_dims} x {tuple(t.tpp_hw)}, ' + spaces
+        lines = [f'ScaleKDDistiller: {len(self.stages)} distill stage(s); student dry run at '
+                 f'{self.input_size[0]}x{self.input_size[1]}; teacher {type(t).__name__} at '
+                 f'{t.input_size[0]}x{t.input_size[1]} ({spaces}); derived connector '
+                 'geometry:']
+        lines += [f'  {stage.describe()}' for stage in self.stages]
+        return '\n'.join(lines)
 
     # ----------------------------------------------------------------- modes
     def train(self, mode: bool = True) -> 'ScaleKDDistiller':
@@ -398,6 +396,43 @@ class ScaleKDDistiller(BaseModel):
             losses[f'student.{key}'] = value
         return losses
 
+    def _report_ignored_labels(self, data_samples: list) -> None:
+        """Under ``label_free``: say once that samples carry labels which are ignored."""
+        labeled = sum(1 for ds in data_samples if 'gt_label' in ds)
+        if not labeled:
+            return
+        self._labels_ignored_reported = True
+        print_log(f'ScaleKDDistiller: label_free=True, but {labeled} of {len(data_samples)} '
+                  'samples of a batch carry a ground-truth label; the labels are ignored (no '
+                  'label term, label_loss_weight unused). Set label_free=False to train on '
+                  'them (with partial_labels=True when batches mix labeled and unlabeled '
+                  'samples). Reported once.', logger='current', level=logging.WARNING)
+
+    def _stage_error(self, stage: DistillStage, x: Tensor, target: Tensor,
+                     queries: Dict[Tuple[str, str], Tensor], err: Exception) -> Exception:
+        """``err`` restated with the stage, the shapes involved and a hint; same base class."""
+        g = stage.geometry
+        got = tuple(x.shape[1:]) if isinstance(x, Tensor) else None
+        parts = [f'student output {stage.student_index} of shape '
+                 f'{tuple(x.shape) if got is not None else type(x).__name__}',
+                 f'teacher target {tuple(target.shape)}']
+        if g is not None:
+            parts.insert(1, f'connector built for {g.student_shape} (student dry run at '
+                            f'{g.input_size}) -> {g.embed_dims} x {g.query_hw} in the '
+                            f'{TEACHER_SPACES[g.teacher_space]}')
+        if stage.query_from is not None:
+            shapes = {view: tuple(q.shape) for (src, view), q in queries.items()
+                      if src == stage.query_from}
+            parts.append(f'queries from {stage.query_from!r} {shapes}')
+        hint = ''
+        if g is not None and got != g.student_shape:
+            hint = (' The student output differs from the dry run: train at the input size '
+                    "the distiller was built for, or set the distiller's input_size to the "
+                    'training resolution.')
+        cls = next(c for c in _STAGE_ERRORS if isinstance(err, c))
+        return cls(f'ScaleKDDistiller: stage {stage.name!r} failed ({"; ".join(parts)}): '
+                   f'{type(err).__name__}: {err}.{hint}')
+
     def _teacher_targets(self, inputs: Tensor) -> TeacherTargets:
         """Teacher target map (and logits only if a logit loss uses them), without a graph.
 
@@ -422,7 +457,7 @@ class ScaleKDDistiller(BaseModel):
             return device_type == 'cuda'
         return bool(self.batch_tpp_views)
 
-    def _tpp_views(self, stage: dict, x: Tensor) -> Dict[str, Tensor]:
+    def _tpp_views(self, stage: DistillStage, x: Tensor) -> Dict[str, Tensor]:
         """TPP outputs ``{view: (B, final_dims, *final_hw)}`` of one ``tpp`` stage.
 
         With ``batch_tpp_views`` the views' connector outputs go through the teacher's last
@@ -430,7 +465,7 @@ class ScaleKDDistiller(BaseModel):
         is per sample, so the values equal the per-view calls up to float rounding. A teacher in
         train mode keeps one call per view (stochastic depth draws per call).
         """
-        name, views = stage['name'], stage['views']
+        name, views = stage.name, stage.views
         tokens = [self.connectors[f'{name}_{view}'](x) for view in views]
         if self.batches_tpp_views_on(x.device.type) and len(views) > 1 \
                 and not self.teacher.training:
@@ -438,12 +473,12 @@ class ScaleKDDistiller(BaseModel):
             return dict(zip(views, z.split(x.shape[0], dim=0)))
         return {view: self.teacher.forward_last_stage(t) for view, t in zip(views, tokens)}
 
-    def _project_views(self, stage: dict, x: Tensor,
+    def _project_views(self, stage: DistillStage, x: Tensor,
                        queries: Dict[Tuple[str, str], Tensor]) -> Dict[str, Tensor]:
         """Connector outputs of a stage without TPP, one per view.
 
         Args:
-            stage (dict): A parsed stage (``tpp`` False).
+            stage (DistillStage): A resolved stage (``tpp`` False).
             x (Tensor): The student tap ``(B, C_s, H_s, W_s)``.
             queries (dict): TPP outputs ``(B, C_t, H_q, W_q)`` keyed by ``(stage, view)``;
                 used when the stage has ``query_from``.
@@ -452,10 +487,10 @@ class ScaleKDDistiller(BaseModel):
             dict[str, Tensor]: ``view -> (B, H_q*W_q, C_t)``.
         """
         preds: Dict[str, Tensor] = {}
-        for view in stage['views']:
-            conn = self.connectors[f'{stage["name"]}_{view}']
-            if stage['query_from'] is not None:
-                q = queries[(stage['query_from'], view)]
+        for view in stage.views:
+            conn = self.connectors[f'{stage.name}_{view}']
+            if stage.query_from is not None:
+                q = queries[(stage.query_from, view)]
                 preds[view] = conn(x, query=q.flatten(2).transpose(1, 2))
             else:
                 preds[view] = conn(x)
@@ -475,13 +510,8 @@ class ScaleKDDistiller(BaseModel):
         """
         if not self.label_free:
             self._labeled_indices(data_samples)  # fail before any compute
-        elif not self._first_step_checked and data_samples and all(
-                'gt_label' in ds for ds in data_samples):
-            print_log('ScaleKDDistiller: label_free=True, but every sample of the first batch '
-                      'carries a ground-truth label; the labels are ignored (no label term). '
-                      'Set label_free=False to train on them too.', logger='current',
-                      level=logging.WARNING)
-        self._first_step_checked = True
+        elif not self._labels_ignored_reported and data_samples:
+            self._report_ignored_labels(data_samples)
         student = self.student
         feats = student.extract_feat(inputs, stage='backbone')
         if isinstance(feats, Tensor):
@@ -498,15 +528,20 @@ class ScaleKDDistiller(BaseModel):
 
         queries: Dict[Tuple[str, str], Tensor] = {}
         for stage in self.stages:
-            name = stage['name']
-            x = feats[stage['student_index']]
-            if stage['tpp']:
-                preds = self._tpp_views(stage, x)
-                queries.update({(name, view): z for view, z in preds.items()})
-            else:
-                preds = self._project_views(stage, x, queries)
-            stage_losses = self.distill_losses[name](preds.get('spatial'), preds.get('freq'),
-                                                     target)
+            name = stage.name
+            x = feats[stage.student_index]
+            try:
+                if stage.tpp:
+                    preds = self._tpp_views(stage, x)
+                    queries.update({(name, view): z for view, z in preds.items()})
+                else:
+                    preds = self._project_views(stage, x, queries)
+                stage_losses = self.distill_losses[name](preds.get('spatial'),
+                                                         preds.get('freq'), target)
+            except _STAGE_ERRORS as err:
+                if _OOM_ERRORS and isinstance(err, _OOM_ERRORS):
+                    raise
+                raise self._stage_error(stage, x, target, queries, err) from err
             for view, value in stage_losses.items():
                 losses[f'distill.loss_{name}_{view}'] = value
 

@@ -1,6 +1,7 @@
 # A tiny ScaleKD distillation for the end-to-end test (tests/test_e2e.py): a 4-stage Swin (embed 16,
 # depth 1, window 2) at 64 px teaches the ResNet-18-D layout of tiny_e2e_base.py. Student taps
-# layer3 32 x 4 x 4 and layer4 64 x 2 x 2; teacher TPP space 64 x 4 x 4, final map 128 x 2 x 2.
+# layer3 32 x 4 x 4 and layer4 64 x 2 x 2; teacher TPP space 64 x 4 x 4, final map 128 x 2 x 2
+# (the distiller derives the connector shapes from them).
 # The teacher checkpoint is a random-init state dict the test writes and passes with
 # --cfg-options model.teacher.checkpoint=<file>.
 _base_ = ['./tiny_e2e_base.py']
@@ -21,14 +22,10 @@ model = dict(
         checkpoint='work_dirs/tiny_e2e_teacher.pth'),  # tests override
     distill_stages=[
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=32, embed_dims=64,
-                            student_hw=(4, 4), query_hw=(4, 4), num_heads=2,
-                            softmax_scale=5.0),
+             connector=dict(type='CrossAttentionProjector', num_heads=2, softmax_scale=5.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
-                            student_hw=(2, 2), query_hw=(2, 2), num_heads=2,
-                            softmax_scale=5.0, learnable_query=False),
+             connector=dict(type='CrossAttentionProjector', num_heads=2, softmax_scale=5.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
     ],
     logit_loss=dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=0.5),

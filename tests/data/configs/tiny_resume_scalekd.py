@@ -3,8 +3,9 @@
 # Swin (embed 16, depth 1, window 2) at 64 px through two TPP stages, with random crops and flips
 # (NumPy RNG), EMA, SGD with momentum (student *and* connectors) and a step LR; 2 epochs of 4
 # batches, a checkpoint every 3 iterations (mid-epoch). Student taps: layer3 32 x 4 x 4, layer4
-# 64 x 2 x 2; teacher TPP space 64 x 4 x 4, final map 128 x 2 x 2. Tests pass data_root and the
-# random-init teacher checkpoint via --cfg-options and set MMSCALEKD_KILL_AT to kill the run.
+# 64 x 2 x 2; teacher TPP space 64 x 4 x 4, final map 128 x 2 x 2 (connector shapes derived from
+# them). Tests pass data_root and the random-init teacher checkpoint via --cfg-options and set
+# MMSCALEKD_KILL_AT to kill the run.
 # Everything but the model and the 64 px crop repeats tiny_resume_classifier.py.
 _base_ = ['../../../configs/_base_/default_runtime.py']
 
@@ -35,14 +36,10 @@ model = dict(
         checkpoint='PLACEHOLDER'),  # tests write a random-init teacher and pass its path
     distill_stages=[
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=32, embed_dims=64,
-                            student_hw=(4, 4), query_hw=(4, 4), num_heads=2,
-                            softmax_scale=5.0),
+             connector=dict(type='CrossAttentionProjector', num_heads=2, softmax_scale=5.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
-                            student_hw=(2, 2), query_hw=(2, 2), num_heads=2,
-                            softmax_scale=5.0, learnable_query=False),
+             connector=dict(type='CrossAttentionProjector', num_heads=2, softmax_scale=5.0),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
     ],
     logit_loss=dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=0.5),
