@@ -1,5 +1,5 @@
 # CPU demo, (b) logit KD: soft-target CE at T=1 (official ScaleKD KD), label term on the labeled images only.
-# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, 1 input channel.
+# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, `in_channels` of the base config (1).
 # Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (32 x 7 x 7), s4 = layer4 (64 x 4 x 4).
 # Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>
 # (--cfg-options data_root=DIR for another image set; see _base_/fashion-mnist_label-scarce.py).

@@ -1,5 +1,5 @@
 # CPU demo, (c) ScaleKD: CAP + DFM + TPP + logit KD, label term on the labeled images only.
-# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, 1 input channel.
+# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, `in_channels` of the base config (1).
 # Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (32 x 7 x 7), s4 = layer4 (64 x 4 x 4).
 # Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>
 # (--cfg-options data_root=DIR for another image set; see _base_/fashion-mnist_label-scarce.py).
@@ -33,20 +33,19 @@ model = dict(
     type='ScaleKDDistiller',
     student=student,
     teacher=teacher,
+    # Connector widths and grids are derived from the student and the teacher
+    # (docs/architecture.md, 'Distill stages'); the build log lists them.
     distill_stages=[
         # Proxy path (TPP): student s3 -> CAP -> teacher's last block -> compared with the
         # teacher's final 4x4 token map; alpha = the official DFM weights (deep-optimization/
         # ScaleKD@ee56c7e configs/distillers/advanced_training_strategy/
-        # swin-l_distill_res50_img_s3_s4.py:27,44).
+        # swin-l_distill_res50_img_s3_s4.py:27,44). num_heads=4: our choice, 32-d heads.
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=32, embed_dims=128,
-                            student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0),
+             connector=dict(type='CrossAttentionProjector', num_heads=4),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         # Original path: student s4 -> CAP whose queries are the TPP outputs.
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
-                            student_hw=(4, 4), query_hw=(4, 4), num_heads=4, softmax_scale=1.0,
-                            learnable_query=False),
+             connector=dict(type='CrossAttentionProjector', num_heads=4),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
     ],
     # Official ScaleKD KD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd
