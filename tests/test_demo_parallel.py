@@ -73,7 +73,8 @@ def test_progress_line_weighs_runs_by_cost_and_estimates_the_rest() -> None:
     progress('start', 1, None)
     progress('progress', 0, (50, 100))  # half of a's training: 0.9 * 0.5 of 30 of 40
     assert progress.share == pytest.approx(0.45 * 30 / 40)
-    progress.start -= 10.0  # 10 s elapsed
+    progress.start -= 15.0  # 15 s elapsed, 10 s of them since the first run started
+    progress.first_start -= 10.0
     assert progress.eta_s() == pytest.approx(10.0 * (1 - 0.3375) / 0.3375, rel=0.02)
     progress('done', 1, {})
     line = out.getvalue().strip().splitlines()[-1]

@@ -160,7 +160,8 @@ class Progress:
     """One line for the whole demo: runs done, share of the work, elapsed time and ETA.
 
     The share weighs every task by its estimated cost (:attr:`Task.cost`) and a running task by
-    its finished iterations; the ETA extrapolates the elapsed time.
+    its finished iterations; the ETA extrapolates the time since the first task started (the
+    workers' start-up is not work that scales).
     On a terminal the line is rewritten in place; otherwise it is printed at most every
     ``every_s`` seconds.
 
@@ -177,6 +178,7 @@ class Progress:
         self.every_s = every_s
         self.label = label
         self.start = time.monotonic()
+        self.first_start: Optional[float] = None
         self.fraction = [0.0] * len(self.tasks)
         self.running: set = set()
         self.done = 0
@@ -193,8 +195,8 @@ class Progress:
         share = self.share
         if share <= 0.0:
             return None
-        elapsed = time.monotonic() - self.start
-        return elapsed * (1.0 - share) / share
+        working = time.monotonic() - (self.first_start or self.start)
+        return working * (1.0 - share) / share
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
@@ -225,6 +227,8 @@ class Progress:
     def __call__(self, kind: str, index: int, payload: Any) -> None:
         if kind == 'start':
             self.running.add(index)
+            if self.first_start is None:
+                self.first_start = time.monotonic()
         elif kind == 'progress':
             it, total = payload
             # Training is most of a run; its evaluations the rest.

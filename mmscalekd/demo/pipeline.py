@@ -294,8 +294,10 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
     tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
     n_runs = sum(t.kind == 'student' for t in tasks)
     say(f'{n_runs} runs ({len(s.students)} students x {len(s.methods)} methods x '
-        f'{len(seeds)} seed(s)), {iters} steps each, in {min(s.jobs, len(tasks))} parallel '
-        f'process(es) of 1 thread; logs: {_short(osp.join(s.work_dir, "runs"))}/*/run.log')
+        f'{len(seeds)} seed(s)), {iters} steps each'
+        f'{", and the teacher evaluation" if teacher else ""}, in {min(s.jobs, len(tasks))} '
+        f'parallel process(es) of 1 thread; logs: '
+        f'{_short(osp.join(s.work_dir, "runs"))}/.../run.log')
     progress = Progress(tasks, stream=stream)
 
     def on_event(kind: str, index: int, payload: Any) -> None:
