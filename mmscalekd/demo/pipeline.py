@@ -178,6 +178,10 @@ def resolve(setting: DemoSetting, num_train: int, num_test: int, num_classes: in
                    iters=iters, seeds=seeds, jobs=jobs)
 
 
+def _n(count: int, noun: str, plural: str = '') -> str:
+    return f'{count} {noun if count == 1 else plural or noun + "s"}'
+
+
 def _short(path: str) -> str:
     rel = osp.relpath(path)
     return path if rel.startswith('..') else rel
@@ -293,15 +297,15 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
                     **common))
     tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
     n_runs = sum(t.kind == 'student' for t in tasks)
-    say(f'{n_runs} runs ({len(s.students)} students x {len(s.methods)} methods x '
-        f'{len(seeds)} seed(s)), {iters} steps each'
-        f'{", and the teacher evaluation" if teacher else ""}, in {min(s.jobs, len(tasks))} '
-        f'parallel process(es) of 1 thread; logs: '
+    say(f'{_n(n_runs, "run")} ({_n(len(s.students), "student")} x '
+        f'{_n(len(s.methods), "method")} x {_n(len(seeds), "seed")}), {iters} steps each'
+        f'{", and the teacher evaluation" if teacher else ""}, in '
+        f'{_n(min(s.jobs, len(tasks)), "parallel process", "parallel processes")} of 1 thread; '
+        'logs: '
         f'{_short(osp.join(s.work_dir, "runs"))}/.../run.log')
     progress = Progress(tasks, stream=stream)
 
     def on_event(kind: str, index: int, payload: Any) -> None:
-        progress(kind, index, payload)
         task = tasks[index]
         if kind == 'done' and task.kind == 'student':
             progress.message(
@@ -310,6 +314,7 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
         elif kind == 'done':
             progress.message(f'[demo] teacher: top-1 {payload["top1"]:.2f} % on {s.val_size} '
                              'test images')
+        progress(kind, index, payload)
 
     try:
         outputs = run_tasks(tasks, jobs=s.jobs, threads=1, on_event=on_event)
