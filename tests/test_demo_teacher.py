@@ -122,3 +122,29 @@ def test_weak_teacher_warning() -> None:
     text = T.weak_teacher_warning(73.0, [('ResNet', 91.0), ('Mixer', 85.0)])
     assert '73.00 %' in text and 'ResNet (91.00 %' in text and '--retrain-teacher' in text
     assert T.weak_teacher_warning(50.0, []) is None  # no labels-only run to compare with
+
+
+@pytest.mark.slow
+def test_teacher_training_writes_weights_fingerprint_and_recipe(fake_set, tmp_path) -> None:
+    """The real teacher training (in this process): best held-out checkpoint + meta."""
+    from dataclasses import asdict
+
+    from mmscalekd.demo.configs import DataFacts
+    from mmscalekd.demo.runs import Task, execute
+    mean, std = fake_set.pixel_stats()
+    data = asdict(DataFacts(fake_set.root, 10, tuple(mean), tuple(std), 40, 10))
+    path = str(tmp_path / 'teachers' / 'teacher.pth')
+    common = dict(data=data, val_size=10, curve_size=10, cost=1.0, log_level='WARNING')
+    out = execute(Task(kind='teacher_train', name='t', work_dir=str(tmp_path / 'train'),
+                       iters=4, holdout=10, teacher_ckpt=path,
+                       fingerprint=fake_set.fingerprint(), **common))
+    meta = T.read_teacher_meta(path)
+    assert T.fingerprint_mismatch(meta, fake_set.fingerprint()) is None
+    recipe = meta['recipe']
+    assert (recipe['max_iters'], recipe['holdout'], recipe['train_images']) == (4, 10, 30)
+    assert [s for s, _ in recipe['heldout_curve']] == [1, 2, 3, 4]  # every max_iters / 20 >= 1
+    assert recipe['plateau']['stopped'] == 'budget' and out['checkpoint'] == path
+    assert meta['mean'] == mean and meta['std'] == std
+    evaluated = execute(Task(kind='teacher_eval', name='e', work_dir=str(tmp_path / 'eval'),
+                             teacher_ckpt=path, **common))
+    assert 0.0 <= evaluated['top1'] <= 100.0 and evaluated['params'] > 700000

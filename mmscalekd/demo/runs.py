@@ -142,6 +142,11 @@ def _run_student(task: Task, report: Optional[Report]) -> Dict[str, Any]:
 def _eval_teacher(task: Task, report: Optional[Report]) -> Dict[str, Any]:
     cfg = _teacher_config(task)
     cfg.load_from = task.teacher_ckpt
+    # Testing only: no training parts (EarlyStoppingHook would build the train loop and data).
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
+                'val_dataloader', 'val_cfg', 'val_evaluator'):
+        cfg[key] = None
+    cfg.custom_hooks = []
     start = time.perf_counter()
     runner = _build_runner(cfg, task, None)
     metrics = runner.test()
