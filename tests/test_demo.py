@@ -216,7 +216,7 @@ def test_a_teacher_is_trained_for_new_data_then_reused_and_seeds_give_spread(
     assert fake.calls[0] == ['teacher_train']  # first, alone
     assert sorted(fake.calls[1]) == ['student'] * 4 + ['teacher_eval']
     assert 'training the teacher (no teacher for this data yet)' in out
-    assert 'still improving' in ' '.join(results['warnings'])  # +20 points in the last quarter
+    assert 'still improving' in ' '.join(results['warnings'])  # +20 points at the end
     assert 'does not clearly beat' not in ' '.join(results['warnings'])  # 60 vs 50/51
     cells = {c['method']: c for c in results['cells']}
     assert cells['labels']['std'] == pytest.approx(0.707, abs=1e-3)  # 50, 51

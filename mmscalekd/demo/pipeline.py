@@ -31,6 +31,7 @@ from .parallel import Progress, run_tasks
 from .results import aggregate, format_table, write_results
 from .runs import Task
 from .teacher import (
+    LAST_SHARE,
     QUICK_STEPS,
     plan_teacher,
     read_teacher_meta,
@@ -268,9 +269,9 @@ def run_demo(setting: DemoSetting, stream: Optional[TextIO] = None) -> Dict[str,
             if check['still_improving']:
                 warnings.append(
                     f'the teacher was still improving when its {budget}-step budget ended '
-                    f'(+{check["last_quarter_gain"]:.2f} points on the held-out images in the '
-                    'last quarter); train it longer: --retrain-teacher --teacher-iters '
-                    f'{2 * budget}')
+                    f'(+{check["last_gain"]:.2f} points on the held-out images in the last '
+                    f'{100 * LAST_SHARE:.0f} % of the steps); train it longer: --retrain-teacher '
+                    f'--teacher-iters {2 * budget}')
         else:
             say(f'teacher: {plan.reason}')
         meta = read_teacher_meta(plan.path)
