@@ -124,3 +124,16 @@ def write_fake_fashion_mnist(root: str, split: str, n: int,
     write_idx(os.path.join(root, FMNIST_FILES[split][0]), imgs)
     write_idx(os.path.join(root, FMNIST_FILES[split][1]), labels)
     return imgs, labels
+
+
+def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int],
+                       classes: Sequence[str], split: Optional[str] = None,
+                       ext: str = '.png') -> None:
+    """One PNG (lossless) per image in ``root[/split]/<class>/<index>.png``."""
+    import cv2
+    folder = os.path.join(root, split) if split else root
+    for cls in classes:
+        os.makedirs(os.path.join(folder, cls), exist_ok=True)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        arr = img[..., ::-1] if img.ndim == 3 else img  # cv2 writes BGR
+        assert cv2.imwrite(os.path.join(folder, classes[int(label)], f'{i:05d}{ext}'), arr)

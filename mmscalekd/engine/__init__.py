@@ -1,6 +1,6 @@
-"""Engine: hooks and train loops."""
-from .hooks import ExactResumeHook, NonFiniteLossHook, TeacherCacheHook
-from .runner import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
+"""Engine: hooks, train loops and a runner."""
+from .hooks import ExactResumeHook, NonFiniteLossHook, PretrainedCheckHook, TeacherCacheHook
+from .runner import DataRootRunner, ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
-__all__ = ['ExactResumeHook', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
-           'ResumableIterBasedTrainLoop', 'TeacherCacheHook']
+__all__ = ['DataRootRunner', 'ExactResumeHook', 'NonFiniteLossHook', 'PretrainedCheckHook',
+           'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop', 'TeacherCacheHook']
