@@ -19,7 +19,10 @@ def linear_head(in_channels: int, loss: Optional[dict] = None) -> dict:
 
 
 def swin_teacher(img: int = 64, embed: int = 16, **kwargs) -> dict:
-    """Tiny Swin (4 stages, depth 1, window 2): tpp 4*embed @ img/16, final 8*embed @ img/32."""
+    """Tiny Swin (4 stages, depth 1, window 2): tpp 4*embed @ img/16, final 8*embed @ img/32.
+
+    Random weights (``allow_random_teacher=True``) unless ``checkpoint`` is given."""
+    kwargs.setdefault('allow_random_teacher', True)
     return dict(type='MMPretrainSwinTeacher', model=dict(
         type='ImageClassifier',
         backbone=dict(type='SwinTransformer', img_size=img, window_size=2,
@@ -28,7 +31,9 @@ def swin_teacher(img: int = 64, embed: int = 16, **kwargs) -> dict:
 
 
 def eva_teacher(img: int = 56, embed: int = 16, **kwargs) -> dict:
-    """Tiny EVA-style BEiTViT (patch 14 at 56 -> 4x4 grid, mean pooling, no final norm)."""
+    """Tiny EVA-style BEiTViT (patch 14 at 56 -> 4x4 grid, mean pooling, no final norm);
+    random weights like :func:`swin_teacher`."""
+    kwargs.setdefault('allow_random_teacher', True)
     return dict(type='MMPretrainViTTeacher', model=dict(
         type='ImageClassifier',
         backbone=dict(type='BEiTViT', img_size=img, patch_size=14,
@@ -119,3 +124,16 @@ def write_fake_fashion_mnist(root: str, split: str, n: int,
     write_idx(os.path.join(root, FMNIST_FILES[split][0]), imgs)
     write_idx(os.path.join(root, FMNIST_FILES[split][1]), labels)
     return imgs, labels
+
+
+def write_image_folder(root: str, images: np.ndarray, labels: Sequence[int],
+                       classes: Sequence[str], split: Optional[str] = None,
+                       ext: str = '.png') -> None:
+    """One PNG (lossless) per image in ``root[/split]/<class>/<index>.png``."""
+    import cv2
+    folder = os.path.join(root, split) if split else root
+    for cls in classes:
+        os.makedirs(os.path.join(folder, cls), exist_ok=True)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        arr = img[..., ::-1] if img.ndim == 3 else img  # cv2 writes BGR
+        assert cv2.imwrite(os.path.join(folder, classes[int(label)], f'{i:05d}{ext}'), arr)

@@ -17,6 +17,12 @@ register_all_modules(init_default_scope=True)
 DEVICE = os.environ.get('TORCH_DEVICE', 'cpu')
 
 
+def pytest_configure(config) -> None:
+    # Tests build tiny teachers with random weights on purpose (allow_random_teacher=True).
+    config.addinivalue_line(
+        'filterwarnings', 'ignore::mmscalekd.models.teachers.RandomTeacherWarning')
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     random.seed(0)

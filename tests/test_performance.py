@@ -79,11 +79,15 @@ def test_batch_tpp_views_rejects_other_values(bad, error):
 
 
 def test_channels_last_gives_the_same_losses_and_gradients():
-    model = _distiller(batch_tpp_views=True)
+    # float64: in float32 a pre-activation within rounding of a ReLU's zero (BN bias 0 at
+    # init) can flip its mask between the two kernel orders and move a whole gradient
+    # (seen with one random initialisation), which says nothing about the layout.
+    model = _distiller(batch_tpp_views=True).double()
     cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
     assert cl.connectors['s4_spatial'].stem[0].weight.is_contiguous(
         memory_format=torch.channels_last)
     x, samples = B.batch(64)
+    x = x.double()
     _assert_same(_step(model, x, samples),
                  _step(cl, x.contiguous(memory_format=torch.channels_last), samples))
 

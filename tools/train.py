@@ -4,6 +4,10 @@ Examples:
     python tools/train.py configs/scalekd/<config>.py --work-dir work_dirs/run1
     python tools/train.py CONFIG --resume                # continue from the latest checkpoint
     bash tools/dist_train.sh CONFIG 8                    # 8 processes (GPUs, or gloo on CPU)
+
+Before anything is built the tool checks the config (its syntax, with file and line; that it
+is a complete mmscalekd training config), the top-level keys of ``--cfg-options``, the paths
+given, and with ``--resume`` that the checkpoint is a training checkpoint of this model.
 """
 # isort: off
 import os.path as _osp
@@ -15,14 +19,16 @@ _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 from typing import List, Optional
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import mmscalekd.utils.tool_checks as checks
 from mmscalekd.engine import NonFiniteLossError
 from mmscalekd.models.distillers import TeacherMismatchError
 from mmscalekd.registry import UnknownTypeError, check_model_config
@@ -33,7 +39,10 @@ from mmscalekd.utils.launch import (
     check_launch_env,
     init_cpu_distributed_from_cfg,
 )
+from mmscalekd.utils.resume_check import ResumeCheckpointError, check_runner_resume
 
+# The entries a training run needs (mmengine Runner.train builds its loop, data and optimizer).
+TRAIN_NEEDS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 # The default hooks MMEngine's Runner knows by name (mmengine/runner/runner.py).
 MMENGINE_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
                   'checkpoint')
@@ -58,7 +67,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='do not pin dataloader memory')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='do not keep dataloader workers alive between epochs')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=checks.CfgOptionsAction,
                         help='override config entries, e.g. train_cfg.max_iters=10 '
                         'optim_wrapper.optimizer.lr=0.01 (lists as key="[a,b]")')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
@@ -67,12 +76,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
-    if args.resume not in (None, 'auto') and '://' not in args.resume \
-            and not osp.isfile(args.resume):
-        parser.error(f'--resume checkpoint {args.resume!r} does not exist (give a .pth file, '
-                     'or --resume alone to continue from the latest one in the work dir)')
+    try:
+        checks.check_input_file(args.config, 'config file')
+        if args.resume not in (None, 'auto') and '://' not in args.resume:
+            checks.check_input_file(args.resume, '--resume checkpoint')
+    except OSError as err:
+        hint = (' (give a .pth file, or --resume alone to continue from the latest one in '
+                'the work dir)' if '--resume' in str(err) else '')
+        parser.error(f'{err}{hint}')
+    if args.work_dir is not None and osp.exists(args.work_dir) and not osp.isdir(args.work_dir):
+        parser.error(f'--work-dir {args.work_dir!r} is a file; give a folder (it is created '
+                     'if missing)')
+    if args.resume not in (None, 'auto') and args.cfg_options \
+            and args.cfg_options.get('load_from') not in (None, args.resume):
+        parser.error(f'--resume {args.resume!r} and --cfg-options '
+                     f'load_from={args.cfg_options["load_from"]!r} name different checkpoints; '
+                     'give one: --resume CKPT continues a run, load_from=CKPT (without '
+                     '--resume) starts a new run from its weights')
     if args.amp and not torch.cuda.is_available():
         parser.error('--amp needs CUDA (MMEngine\'s AmpOptimWrapper uses torch.cuda.amp); '
                      'drop --amp on this machine')
@@ -139,16 +159,29 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(f'tools/train.py: error: {err}')
     register_all_modules()
 
-    cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
+    try:  # the config's syntax, its override keys and its kind, before anything is built
+        cfg = checks.load_config(args.config)
+        checks.check_cfg_options(args.cfg_options, cfg)
+        cfg = merge_args(cfg, args)
+        checks.check_config_kind(cfg, args.config, TRAIN_NEEDS, 'tools/train.py')
+    except (ValueError, OSError) as err:  # ToolInputError is a ValueError
+        sys.exit(f'tools/train.py: error: {err}')
     try:
         check_model_config(cfg)  # a misspelt nested type fails here, with suggestions
     except UnknownTypeError as err:
+        sys.exit(f'tools/train.py: error: {err}')
+    try:  # before the model (and a teacher download): the data the run reads exists
+        checks.check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    except checks.ToolInputError as err:
         sys.exit(f'tools/train.py: error: {err}')
     cfg = adapt_cfg_to_device(cfg)
     init_cpu_distributed_from_cfg(args.launcher, cfg)  # gloo without CUDA, any launcher
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    try:  # a weights-only file or another model's checkpoint fails here, saying so
+        check_runner_resume(runner, cfg)
+    except (ResumeCheckpointError, RuntimeError, pickle.UnpicklingError) as err:
+        sys.exit(f'tools/train.py: error: {err}')
     try:
         runner.train()
     except (NonFiniteLossError, TeacherMismatchError) as err:  # a clear line, exit status 1

@@ -1,14 +1,16 @@
 # CPU demo, (b) logit KD: soft-target CE at T=1 (official ScaleKD KD), label term on the labeled images only.
 # MLP student: a reduced MLP-Mixer (patch 4 -> 7x7 tokens, width 64, 4 blocks) with ScaleKD's taps:
 # s3 = block 2, s4 = block 3 before the final norm (both 64 x 7 x 7), plus the normed output for the head.
-# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
+# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>
+# (--cfg-options data_root=DIR for another image set; see _base_/fashion-mnist_label-scarce.py).
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
     backbone=dict(type='MlpMixerTaps', arch=dict(embed_dims=64, num_layers=4,
-                  tokens_mlp_dims=32, channels_mlp_dims=256), img_size=28, patch_size=4,
-                  patch_cfg=dict(in_channels=1), out_indices=(2, 3)),
+                  tokens_mlp_dims=32, channels_mlp_dims=256), img_size={{_base_.img_size}},
+                  patch_size=4, patch_cfg=dict(in_channels={{_base_.in_channels}}),
+                  out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
               loss=dict(type='CrossEntropyLoss')))
@@ -20,10 +22,12 @@ teacher = dict(
         backbone=dict(
             type='VisionTransformer',
             arch=dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512),
-            img_size=28, patch_size=7, in_channels=1, out_type='cls_token', final_norm=True),
+            img_size={{_base_.img_size}}, patch_size=7, in_channels={{_base_.in_channels}},
+            out_type='cls_token', final_norm=True),
         neck=None,
         head=dict(type='VisionTransformerClsHead', num_classes={{_base_.num_classes}}, in_channels=128)),
-    # Trained by configs/demo/vit-teacher_fashion-mnist.py; tools/demo.py retrains it when absent.
+    # Trained by tools/demo.py with configs/demo/vit-teacher_fashion-mnist.py; the demo uses it
+    # only when the data fingerprint in its meta matches the data, and trains one otherwise.
     checkpoint='checkpoints/demo/vit-teacher_fashion-mnist.pth',
     tpp_blocks=1)  # TPP runs the teacher's last block + final norm (4x4 tokens, 128-d)
 
@@ -32,7 +36,9 @@ model = dict(
     student=student,
     teacher=teacher,
     distill_stages=[],
-    # Official ScaleKD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd (spec §6).
+    # Official ScaleKD KD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd
+    # (deep-optimization/ScaleKD@ee56c7e configs/distillers/advanced_training_strategy/
+    # swin-l_distill_res50_img_s3_s4.py:60-61).
     logit_loss=dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=0.5),
     label_loss_weight=0.5,
     partial_labels=True,  # the pool has no labels: the label term uses the labeled samples only

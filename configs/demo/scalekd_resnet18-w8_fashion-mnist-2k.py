@@ -1,12 +1,13 @@
 # CPU demo, (c) ScaleKD: CAP + DFM + TPP + logit KD, label term on the labeled images only.
-# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, 1 input channel.
+# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, `in_channels` of the base config (1).
 # Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (32 x 7 x 7), s4 = layer4 (64 x 4 x 4).
-# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
+# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>
+# (--cfg-options data_root=DIR for another image set; see _base_/fashion-mnist_label-scarce.py).
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels=1, stem_channels=8, base_channels=8,
+    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels={{_base_.in_channels}}, stem_channels=8, base_channels=8,
                   out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
@@ -19,10 +20,12 @@ teacher = dict(
         backbone=dict(
             type='VisionTransformer',
             arch=dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512),
-            img_size=28, patch_size=7, in_channels=1, out_type='cls_token', final_norm=True),
+            img_size={{_base_.img_size}}, patch_size=7, in_channels={{_base_.in_channels}},
+            out_type='cls_token', final_norm=True),
         neck=None,
         head=dict(type='VisionTransformerClsHead', num_classes={{_base_.num_classes}}, in_channels=128)),
-    # Trained by configs/demo/vit-teacher_fashion-mnist.py; tools/demo.py retrains it when absent.
+    # Trained by tools/demo.py with configs/demo/vit-teacher_fashion-mnist.py; the demo uses it
+    # only when the data fingerprint in its meta matches the data, and trains one otherwise.
     checkpoint='checkpoints/demo/vit-teacher_fashion-mnist.pth',
     tpp_blocks=1)  # TPP runs the teacher's last block + final norm (4x4 tokens, 128-d)
 
@@ -30,21 +33,24 @@ model = dict(
     type='ScaleKDDistiller',
     student=student,
     teacher=teacher,
+    # Connector widths and grids are derived from the student and the teacher
+    # (docs/architecture.md, 'Distill stages'); the build log lists them.
     distill_stages=[
         # Proxy path (TPP): student s3 -> CAP -> teacher's last block -> compared with the
-        # teacher's final 4x4 token map; alpha = official ScaleKD DFM weights (spec §4).
+        # teacher's final 4x4 token map; alpha = the official DFM weights (deep-optimization/
+        # ScaleKD@ee56c7e configs/distillers/advanced_training_strategy/
+        # swin-l_distill_res50_img_s3_s4.py:27,44). num_heads=4: our choice, 32-d heads.
         dict(name='s3', student_index=0, tpp=True,
-             connector=dict(type='CrossAttentionProjector', in_channels=32, embed_dims=128,
-                            student_hw=(7, 7), query_hw=(4, 4), num_heads=4, softmax_scale=1.0),
+             connector=dict(type='CrossAttentionProjector', num_heads=4),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
         # Original path: student s4 -> CAP whose queries are the TPP outputs.
         dict(name='s4', student_index=1, query_from='s3',
-             connector=dict(type='CrossAttentionProjector', in_channels=64, embed_dims=128,
-                            student_hw=(4, 4), query_hw=(4, 4), num_heads=4, softmax_scale=1.0,
-                            learnable_query=False),
+             connector=dict(type='CrossAttentionProjector', num_heads=4),
              loss=dict(type='DualViewMimicLoss', alpha=(0.08, 0.06))),
     ],
-    # Official ScaleKD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd (spec §6).
+    # Official ScaleKD KD: T = 1, alpha_kd = 0.5, label term weighted 1 - alpha_kd
+    # (deep-optimization/ScaleKD@ee56c7e configs/distillers/advanced_training_strategy/
+    # swin-l_distill_res50_img_s3_s4.py:60-61).
     logit_loss=dict(type='SoftTargetKDLoss', temperature=1.0, loss_weight=0.5),
     label_loss_weight=0.5,
     partial_labels=True,  # the pool has no labels: the label term uses the labeled samples only

@@ -1,12 +1,13 @@
 # CPU demo, (d) SSLD: symmetric KL to the teacher's predictions on all images, no label anywhere.
-# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, 1 input channel.
+# CNN student: mmpretrain ResNet_CIFAR-18 (3x3 stem, no max-pool) at width 8, `in_channels` of the base config (1).
 # Stage grids at 28x28: 28, 14, 7, 4; taps s3 = layer3 (32 x 7 x 7), s4 = layer4 (64 x 4 x 4).
-# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>.
+# Run by tools/demo.py; also runnable on its own: python tools/train.py <this file>
+# (--cfg-options data_root=DIR for another image set; see _base_/fashion-mnist_label-scarce.py).
 _base_ = ['./_base_/fashion-mnist_label-scarce.py']
 
 student = dict(
     type='ImageClassifier',
-    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels=1, stem_channels=8, base_channels=8,
+    backbone=dict(type='ResNet_CIFAR', depth=18, in_channels={{_base_.in_channels}}, stem_channels=8, base_channels=8,
                   out_indices=(2, 3)),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes={{_base_.num_classes}}, in_channels=64,
@@ -19,10 +20,12 @@ teacher = dict(
         backbone=dict(
             type='VisionTransformer',
             arch=dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512),
-            img_size=28, patch_size=7, in_channels=1, out_type='cls_token', final_norm=True),
+            img_size={{_base_.img_size}}, patch_size=7, in_channels={{_base_.in_channels}},
+            out_type='cls_token', final_norm=True),
         neck=None,
         head=dict(type='VisionTransformerClsHead', num_classes={{_base_.num_classes}}, in_channels=128)),
-    # Trained by configs/demo/vit-teacher_fashion-mnist.py; tools/demo.py retrains it when absent.
+    # Trained by tools/demo.py with configs/demo/vit-teacher_fashion-mnist.py; the demo uses it
+    # only when the data fingerprint in its meta matches the data, and trains one otherwise.
     checkpoint='checkpoints/demo/vit-teacher_fashion-mnist.pth',
     tpp_blocks=1)  # TPP runs the teacher's last block + final norm (4x4 tokens, 128-d)
 

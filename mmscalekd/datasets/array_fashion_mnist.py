@@ -1,10 +1,12 @@
 """Fashion-MNIST read into numpy arrays in one pass, cached per process.
 
 mmpretrain's ``FashionMNIST`` builds its 60,000 samples one tensor at a time, about a second per
-dataset on two CPU cores; a run of the demo builds four of them (labeled, unlabeled, val, test).
-This subclass reads the same uncompressed IDX files with mmpretrain's own IDX readers, keeps the
-decoded arrays in a small per-process cache keyed by file path, size and modification time, and
-hands out read-only views, so a dataset is ready in milliseconds and samples are identical.
+dataset on two CPU cores. This subclass reads the same uncompressed IDX files with mmpretrain's
+own IDX readers, keeps the decoded arrays in a small per-process cache keyed by file path, size
+and modification time, and hands out read-only views, so a dataset is ready in milliseconds and
+samples are identical. It is a drop-in for configs written against mmpretrain's class; the demo
+configs use :class:`mmscalekd.datasets.SmallImageDataset` (any IDX set or image folder, stratified
+subsets).
 """
 from __future__ import annotations
 

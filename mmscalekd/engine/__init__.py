@@ -1,6 +1,14 @@
-"""Engine: hooks and train loops."""
-from .hooks import ExactResumeHook, NonFiniteLossError, NonFiniteLossHook, SafeCheckpointHook
-from .runner import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
+"""Engine: hooks, train loops and a runner."""
+from .hooks import (
+                    ExactResumeHook,
+                    NonFiniteLossError,
+                    NonFiniteLossHook,
+                    PretrainedCheckHook,
+                    SafeCheckpointHook,
+                    TeacherCacheHook,
+)
+from .runner import DataRootRunner, ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
-__all__ = ['ExactResumeHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'SafeCheckpointHook',
-           'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop']
+__all__ = ['DataRootRunner', 'ExactResumeHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'PretrainedCheckHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
+           'SafeCheckpointHook', 'TeacherCacheHook']

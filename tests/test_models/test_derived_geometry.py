@@ -71,6 +71,7 @@ def _shallow_teacher(teacher: dict) -> dict:
     """The config's teacher at full width and grid with fewer blocks, random weights."""
     teacher = copy.deepcopy(teacher)
     teacher['checkpoint'] = None
+    teacher['allow_random_teacher'] = True
     backbone = teacher['model']['backbone']
     if backbone['type'] == 'SwinTransformer':
         arch = SwinTransformer.arch_zoo[backbone['arch']]
@@ -96,7 +97,9 @@ def test_derived_geometry_builds_the_explicit_distiller(name):
     assert all(not set(GEOMETRY_KEYS) & set(s['connector']) for s in stages)
     kwargs = {k: v for k, v in model_cfg.items() if k not in ('type', 'student', 'teacher')}
     student = MODELS.build(model_cfg['student'])
-    teacher = MODELS.build(_shallow_teacher(model_cfg['teacher']))
+    # built once for both distillers, with the default data preprocessor's input convention
+    teacher = MODELS.build(dict(_shallow_teacher(model_cfg['teacher']), student_mean=[0.0],
+                                student_std=[1.0], student_channel_order='bgr'))
     derived = ScaleKDDistiller(student=student, teacher=teacher, distill_stages=stages, **kwargs)
 
     explicit_stages = copy.deepcopy(stages)

@@ -139,8 +139,10 @@ def test_ema_copy_saves_and_loads_without_the_teacher(teachers) -> None:
 
 
 def test_check_teacher_cases() -> None:
-    rec = dict(type='T', model_name=None, checkpoint='a.pth', pretrained=False,
+    rec = dict(type='T', model_name=None, checkpoint='a.pth', source='a.pth',
                sha256='1' * 64, reloaded=True)
+    timm = dict(type='T', model_name='m', checkpoint=None, sha256=None, reloaded=True,
+                source="timm pretrained weights of 'm.tag1'")
     assert check_teacher(None, rec) is None  # older checkpoint: teacher weights inside
     assert check_teacher(dict(rec, reloaded=False), rec) is None
     assert check_teacher(rec, dict(rec, checkpoint='b.pth')) is None  # same hash
@@ -149,3 +151,6 @@ def test_check_teacher_cases() -> None:
         check_teacher(rec, dict(rec, type='U'))
     with pytest.raises(TeacherMismatchError, match='Other teacher weights'):
         check_teacher(rec, dict(rec, sha256='2' * 64))
+    assert check_teacher(timm, dict(timm)) is None
+    with pytest.raises(TeacherMismatchError, match='weight source'):
+        check_teacher(timm, dict(timm, source="timm pretrained weights of 'm.tag2'"))

@@ -217,7 +217,8 @@ def test_full_size_swin_t_teacher_to_mobilenet_v1_at_224():
     pattern with 768/1536 dims), batch 1: one loss step + backward."""
     teacher = dict(type='MMPretrainSwinTeacher', model=dict(
         type='ImageClassifier', backbone=dict(type='SwinTransformer', arch='tiny', img_size=224),
-        neck=dict(type='GlobalAveragePooling'), head=B.linear_head(768)))
+        neck=dict(type='GlobalAveragePooling'), head=B.linear_head(768)),
+        allow_random_teacher=True)
     student = B.classifier(dict(type='MobileNetV1', out_indices=(2, 3)), 1024)
     stages = B.stages((512, (14, 14)), (1024, (7, 7)), (384, (14, 14)), (768, (7, 7)),
                       heads=8)

@@ -1,5 +1,5 @@
 """Exact resume after SIGKILL with a ScaleKD distiller: student, connectors, EMA, optimizer
-(connector momentum included) and schedulers end bitwise equal."""
+(connector momentum included) and schedulers end bitwise equal (docs/reliability.md)."""
 import hashlib
 import signal
 import subprocess
@@ -50,6 +50,7 @@ def _trainable_indices(prefix: str) -> list:
     optimizer constructor passes ``model.parameters()`` in order, frozen teacher included)."""
     cfg = Config.fromfile(str(CFG))
     cfg.model.teacher.checkpoint = None
+    cfg.model.teacher.allow_random_teacher = True  # only the parameter order is read
     model = MODELS.build(cfg.model)
     return [i for i, (name, p) in enumerate(model.named_parameters())
             if name.startswith(prefix) and p.requires_grad]

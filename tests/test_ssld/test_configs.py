@@ -92,7 +92,7 @@ def test_ssld_configs_parse_and_build(path):
     model.init_weights()
     x = torch.rand(2, 3, 64, 64) * 255
     if model_cfg.type == 'ScaleKDDistiller':
-        assert model.teacher.family == 'cnn' and not model.teacher.supports_tpp
+        assert model.teacher.family == 'cnn' and not hasattr(model.teacher, 'tpp_dims')
         assert model.teacher.final_dims == 256  # Bottleneck ResNe(X)t: 4 x channels[-1]
         model.train()
         data = model.data_preprocessor(dict(inputs=list(x.to(torch.uint8)),

@@ -58,6 +58,7 @@ from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E
 from mmscalekd.models.distillers import PROFILE_RANGES  # noqa: E402
 from mmscalekd.registry import MODELS  # noqa: E402
 from mmscalekd.utils import register_all_modules  # noqa: E402
+from mmscalekd.utils.atomic_io import atomic_write_text, check_output  # noqa: E402
 
 #: This tool's ranges around the optimizer wrapper's calls (one of each per step).
 STEP_RANGES = ('step/forward', 'step/backward', 'step/optimizer')
@@ -95,7 +96,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='also run --iters rounds of steps with batch_tpp_views and '
                    'inference_mode_targets on and off, alternating, and compare the ranges '
                    'they affect (under "options_ab")')
-    p.add_argument('--out', default=None, help='write the results as JSON here')
+    p.add_argument('--out', default=None, help='write the results as JSON here (atomically)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                    help='override config keys, e.g. model.batch_tpp_views=False')
     args = p.parse_args(argv)
@@ -152,8 +154,9 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, object, Config]:
     teacher = cfg.model.get('teacher')
     if not args.keep_teacher_checkpoint and isinstance(teacher, dict):
         teacher.checkpoint = None
-        if _accepts(MODELS.get(teacher.get('type')), 'allow_random_teacher'):
-            teacher.allow_random_teacher = True  # random weights on purpose: they time the same
+        if teacher.get('pretrained'):  # a TimmTeacher: no hub download either
+            teacher.pretrained = False
+        teacher.allow_random_teacher = True  # random weights on purpose: they time the same
     torch.manual_seed(args.seed)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     device = torch.device(args.device)
@@ -309,7 +312,10 @@ def run(args: argparse.Namespace) -> dict:
     size = args.input_size or model.input_size
     size = (size, size) if isinstance(size, int) else tuple(size)
     g = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, 3, *size, generator=g).to(device)
+    # As many channels as the data preprocessor normalises (1 for the grayscale demo configs).
+    mean = getattr(getattr(model, 'data_preprocessor', None), 'mean', None)
+    channels = int(mean.numel()) if isinstance(mean, torch.Tensor) else 3
+    x = torch.randn(args.batch_size, channels, *size, generator=g).to(device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     num_classes = getattr(model.student.head, 'num_classes', 1000)
@@ -422,11 +428,15 @@ def print_table(out: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.out:  # before the benchmark runs, not after
+        try:
+            check_output(args.out, args.force, what='--out')
+        except OSError as err:
+            sys.exit(f'benchmark_distill: error: {err}')
     out = run(args)
     print_table(out)
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=2)
+        atomic_write_text(args.out, json.dumps(out, indent=2), force=args.force, what='--out')
     return out
 
 

@@ -8,6 +8,9 @@ runs, for validation lines). Given a work dir, every run in it is read in
 timestamp order, so a resumed run continues the curve; where runs overlap the
 later value wins.
 
+The figure is written atomically (a temporary file next to ``--out``, renamed when
+complete); an existing ``--out`` is replaced only with ``--force``.
+
 Example:
     python tools/analysis_tools/plot_curves.py work_dirs/run1 \
         --keys loss distill.loss_s3_spatial accuracy/top1 --out curves.png
@@ -16,7 +19,13 @@ import argparse
 import glob
 import json
 import os.path as osp
+import sys
 from typing import Dict, List, Optional, Tuple
+
+# Run from a checkout without installing: put the repository root on the path.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from mmscalekd.utils.atomic_io import AtomicOutput, check_output  # noqa: E402
 
 Curves = Dict[str, List[Tuple[float, float]]]
 
@@ -55,10 +64,26 @@ def read_curves(logs: List[str], keys: List[str]) -> Curves:
     return {key: sorted(values.items()) for key, values in points.items()}
 
 
-def plot(curves: Curves, out: str, title: Optional[str] = None) -> None:
+def _pyplot():
     import matplotlib
     matplotlib.use('Agg')  # files only, no display needed
     import matplotlib.pyplot as plt
+    return plt
+
+
+def image_formats() -> List[str]:
+    """The file extensions matplotlib can write here (``png``, ``pdf``, ``svg``, ...)."""
+    plt = _pyplot()
+    fig = plt.figure()
+    try:
+        return sorted(fig.canvas.get_supported_filetypes())
+    finally:
+        plt.close(fig)
+
+
+def plot(curves: Curves, out: str, title: Optional[str] = None, force: bool = False) -> None:
+    """Draw one panel per key and write the figure to ``out`` (format from its extension)."""
+    plt = _pyplot()
 
     fig, axes = plt.subplots(len(curves), 1, figsize=(7, 2.6 * len(curves)), squeeze=False)
     for ax, (key, values) in zip(axes[:, 0], curves.items()):
@@ -70,7 +95,8 @@ def plot(curves: Curves, out: str, title: Optional[str] = None) -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with AtomicOutput(out, force=force, what='--out') as target:
+        fig.savefig(target.tmp, dpi=100)
     plt.close(fig)
 
 
@@ -80,9 +106,22 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help='work dir, vis_data dir or a scalars.json file')
     parser.add_argument('--keys', nargs='+', default=['loss'],
                         help='scalars to plot, one panel each. Defaults to loss')
-    parser.add_argument('--out', default='curves.png', help='PNG to write')
+    parser.add_argument('--out', default='curves.png',
+                        help='figure to write; the format follows the extension (.png, .pdf, '
+                        '.svg, ...). Defaults to curves.png')
     parser.add_argument('--title', help='figure title')
+    parser.add_argument('--force', action='store_true', help='replace --out if it exists')
     args = parser.parse_args(argv)
+    try:  # before the logs are read
+        check_output(args.out, args.force, what='--out')
+    except OSError as err:
+        parser.error(str(err))
+    ext = osp.splitext(args.out)[1].lstrip('.').lower()
+    formats = image_formats()
+    if ext not in formats:
+        got = f'.{ext}' if ext else 'a name without an extension'
+        parser.error(f'--out {args.out!r}: matplotlib cannot write {got}; use one of '
+                     f'.{", .".join(formats)}')
 
     try:
         curves = read_curves(find_logs(args.path), args.keys)
@@ -91,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     empty = [key for key, values in curves.items() if not values]
     if empty:
         parser.error(f'no values for {empty} in {args.path}')
-    plot(curves, args.out, args.title)
+    plot(curves, args.out, args.title, force=args.force)
     print(f'saved {args.out} ({", ".join(f"{k}: {len(v)} points" for k, v in curves.items())})')
 
 

@@ -10,7 +10,10 @@ the layout of an mmpretrain ``ImageClassifier`` checkpoint
 or segmentor: ``init_cfg=dict(type='Pretrained', checkpoint=OUT, prefix='backbone.')``.
 
 The input is read with ``weights_only=True`` (:func:`mmscalekd.utils.safe_torch_load`),
-so a checkpoint that would run code when unpickled is refused.
+so a checkpoint that would run code when unpickled is refused. OUT is written atomically
+(:mod:`mmscalekd.utils.atomic_io`): a temporary file in OUT's folder, fsynced and renamed,
+so a killed run never leaves a partial OUT. An existing OUT is replaced only with
+``--force``.
 
 Example:
     python tools/model_converters/extract_student.py work_dirs/run1/epoch_300.pth \
@@ -28,6 +31,9 @@ import torch  # noqa: E402
 
 import mmscalekd  # noqa: E402,F401  (compat fixes before anything else)
 from mmscalekd.utils import safe_torch_load  # noqa: E402
+from mmscalekd.utils.atomic_io import AtomicOutput, check_output  # noqa: E402
+from mmscalekd.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError  # noqa: E402
+from mmscalekd.utils.tool_checks import check_input_file  # noqa: E402
 
 STUDENT_PREFIX = 'student.'
 # Meta entries worth keeping: what the weights were trained on and how far. The
@@ -96,26 +102,37 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('dst', metavar='OUT', help='student checkpoint to write (.pth)')
     parser.add_argument('--backbone-only', action='store_true',
                         help='keep only backbone.* (prefix kept) for mmdet / mmseg Pretrained')
+    parser.add_argument('--force', action='store_true',
+                        help='replace OUT if it exists (atomically: the old file stays until '
+                        'the new one is complete)')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
-        parser.error(f'input checkpoint {args.src!r} does not exist')
-    if osp.abspath(args.src) == osp.abspath(args.dst):
-        parser.error('OUT must differ from IN (the input is not modified)')
+    try:  # every argument is checked before the (possibly large) input is read
+        check_input_file(args.src, 'input checkpoint IN')
+        if osp.exists(args.dst) and osp.samefile(args.src, args.dst):
+            parser.error(f'OUT {args.dst!r} is the input file; give another name (the input '
+                         'is never modified)')
+        check_output(args.dst, args.force, what='OUT')
+    except OSError as err:
+        parser.error(str(err))
 
     try:
         new, report = extract_student(safe_torch_load(args.src, map_location='cpu'),
                                       args.backbone_only, source=args.src)
-    except ValueError as err:
+    except (ValueError, CorruptCheckpointError, UnsafeCheckpointError) as err:
         sys.exit(f'extract_student: error: {err}')
-    out_dir = osp.dirname(osp.abspath(args.dst))
-    if not osp.isdir(out_dir):
-        parser.error(f'output folder {out_dir!r} does not exist')
-    torch.save(new, args.dst)
+    try:
+        with AtomicOutput(args.dst, force=args.force, what='OUT') as out:
+            torch.save(new, out.tmp)
+    except OSError as err:  # a full disk, a vanished folder: nothing half-written stays
+        state = 'is unchanged' if osp.exists(args.dst) else 'was not created'
+        sys.exit(f'extract_student: error: cannot write {args.dst!r} ({err}); it {state}')
 
     print(f'kept    {len(report["kept"])} tensors: {_prefix_counts(report["kept"])}')
     print(f'dropped {len(report["dropped"])} tensors: {_prefix_counts(report["dropped"])}')
     if report['dropped_entries']:
         print(f'dropped checkpoint entries: {", ".join(report["dropped_entries"])}')
+    for stale in out.stale_removed:
+        print(f'removed {stale} (left by a killed earlier run)')
     print(f'saved {args.dst}')
 
 

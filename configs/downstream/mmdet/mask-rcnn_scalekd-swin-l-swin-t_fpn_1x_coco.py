@@ -29,3 +29,10 @@ model = dict(
         # default init here (non-strict loading reports them as missing keys).
         init_cfg=dict(type='Pretrained', checkpoint=STUDENT_CKPT, prefix='backbone.')),
     neck=dict(in_channels=[96, 192, 384, 768]))
+
+# Before the weights are initialised, PretrainedCheckHook checks that STUDENT_CKPT exists and
+# holds `backbone.*` weights: a missing file, or a distiller checkpoint that was not run through
+# extract_student.py, stops the run with the command that makes the right file (instead of
+# MMEngine's "backbone. is not in the pretrained model"). `_scope_` is MMEngine's way to build a
+# hook of another package (mmscalekd) from an mmdet/mmseg-scoped config.
+custom_hooks = [dict(type='PretrainedCheckHook', _scope_='mmscalekd')]

@@ -1,4 +1,5 @@
 """Data samplers."""
+from .epoch_tagged_sampler import EpochTaggedSampler
 from .resumable_sampler import ResumableSampler
 
-__all__ = ['ResumableSampler']
+__all__ = ['ResumableSampler', 'EpochTaggedSampler']

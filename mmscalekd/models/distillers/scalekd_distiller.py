@@ -16,8 +16,9 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmscalekd.registry import MODELS, build_checked, check_types
+from mmscalekd.teacher_cache.replay import CachedTeacherTargets
 
-from ..teachers import BaseTeacher
+from ..teachers import BaseTeacher, TPPTeacher, student_input_convention
 from ..teachers.base_teacher import TeacherTargets
 from .distill_stage import TEACHER_SPACES, DistillStage, derive_geometry, parse_stages
 from .teacher_record import check_teacher, teacher_record
@@ -41,6 +42,11 @@ def _teacher_types() -> List[str]:
         if isinstance(cls, type) and issubclass(cls, BaseTeacher) and cls is not BaseTeacher:
             names.append(name)
     return sorted(names)
+
+
+def _not_an_adapter(got: str) -> TypeError:
+    return TypeError(f'teacher must be a teacher adapter ({_teacher_types()}), got {got}; wrap '
+                     "a classifier as dict(type='MMPretrainSwinTeacher', model=...) or similar")
 
 
 def _hw(value: Union[int, Sequence[int]], name: str = 'input_size') -> Tuple[int, int]:
@@ -75,7 +81,10 @@ class ScaleKDDistiller(BaseModel):
         student (dict | nn.Module): mmpretrain ``ImageClassifier`` (config or
             module); its backbone's outputs are indexed by ``student_index``.
         teacher (dict | BaseTeacher): A teacher adapter config (one of the
-            registered :class:`BaseTeacher` types) or a built adapter.
+            registered :class:`BaseTeacher` types) or a built adapter. A config is built
+            with the student's input convention (``student_mean``, ``student_std``,
+            ``student_channel_order`` from ``data_preprocessor``) and ``train_mode=
+            teacher_train_mode``; a built adapter must have been built with them.
         distill_stages (Sequence[dict]): One dict per distilled stage with keys
             ``name`` (str), ``student_index`` (int), ``tpp`` (bool, default False),
             ``query_from`` (str, optional: a previous ``tpp`` stage whose outputs are
@@ -109,7 +118,8 @@ class ScaleKDDistiller(BaseModel):
             reproducing the official code, whose distiller calls ``teacher.eval()``
             only at build (``deep-optimization/ScaleKD@5ba1f04
             mmcls/models/classifiers/distiller.py:56``) and so trains with the teacher
-            in train mode after MMEngine's per-epoch ``model.train()``. Defaults to
+            in train mode after MMEngine's per-epoch ``model.train()``. Passed to the
+            teacher at build (``train_mode``); the teacher owns its mode. Defaults to
             False.
         input_size (int | Sequence[int], optional): The student's training
             resolution, used to dry-run the student: the connectors' student shapes
@@ -127,6 +137,13 @@ class ScaleKDDistiller(BaseModel):
             ``torch.inference_mode`` instead of ``torch.no_grad`` (same values, less
             bookkeeping); the targets are cloned into normal tensors so that any
             loss may save them for backward. Defaults to True.
+        teacher_cache (dict, optional): Replay a teacher cache instead of running the teacher
+            (logit-only distillation, ``distill_stages=[]``; ``docs/teacher_cache.md``):
+            ``dict(cache_dir=..., check_interval=0, check_tolerance=None)``. The teacher is then
+            not built (unless ``check_interval`` N > 0, which re-runs it on every N-th batch and
+            logs the deviation); its config is still needed, to check it against the cache.
+            The soft targets are the ``teacher_logits`` of the data samples
+            (``TeacherCacheDataset``). Defaults to None.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ClsDataPreprocessor`` with its defaults.
         init_cfg (dict, optional): Defaults to None.
@@ -136,9 +153,10 @@ class ScaleKDDistiller(BaseModel):
     ``torch.profiler.record_function`` range named in :data:`PROFILE_RANGES`.
 
     Checkpoints: when the teacher reloads its weights at build (a ``checkpoint``,
-    or timm's ``pretrained``), ``state_dict()`` leaves ``teacher.*`` out and loading
-    such a state dict keeps the built teacher. :meth:`checkpoint_meta` gives the
-    teacher record (type, checkpoint, sha256 of the file) that
+    timm's ``pretrained``, an ``init_cfg`` Pretrained), ``state_dict()`` leaves
+    ``teacher.*`` out and loading such a state dict keeps the built teacher.
+    :meth:`checkpoint_meta` gives the teacher record (type, checkpoint, sha256 of
+    the file) that
     ``SafeCheckpointHook`` writes to ``meta['teacher']``, and
     :meth:`check_checkpoint_meta`, which it calls before a checkpoint is loaded,
     raises :class:`TeacherMismatchError` for another teacher
@@ -158,6 +176,7 @@ class ScaleKDDistiller(BaseModel):
                  input_size: Optional[Union[int, Sequence[int]]] = None,
                  batch_tpp_views: Union[bool, str] = 'auto',
                  inference_mode_targets: bool = True,
+                 teacher_cache: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -195,7 +214,6 @@ class ScaleKDDistiller(BaseModel):
         self.partial_labels = partial_labels
         self.batch_tpp_views = batch_tpp_views
         self.inference_mode_targets = inference_mode_targets
-        self.teacher_train_mode = bool(teacher_train_mode)
 
         self.student = (build_checked(MODELS, student, 'ScaleKDDistiller.student')
                         if isinstance(student, dict) else student)
@@ -207,21 +225,31 @@ class ScaleKDDistiller(BaseModel):
             raise TypeError(f'the student head {type(self.student.head).__name__} has no '
                             '_get_loss(cls_score, data_samples) (an mmpretrain ClsHead)')
 
-        self.teacher = self._build_teacher(teacher)
-        self.teacher.train_mode = self.teacher_train_mode
-        mean = getattr(self.data_preprocessor, 'mean', None)
-        std = getattr(self.data_preprocessor, 'std', None)
-        if getattr(self.data_preprocessor, '_enable_normalize', mean is not None):
-            self.teacher.set_student_normalization(mean, std)
+        self.teacher_cache = None if teacher_cache is None else CachedTeacherTargets(
+            teacher_cache, teacher, data_preprocessor,
+            num_classes=getattr(self.student.head, 'num_classes', None),
+            distill_stages=distill_stages, has_logit_loss=logit_loss is not None,
+            teacher_train_mode=teacher_train_mode)
+        self.teacher = None  # not built when a cache replaces it
+        if self.teacher_cache is None or self.teacher_cache.builds_teacher:
+            # A forked RNG: the student's initialisation (init_weights, after this) is the
+            # same with the teacher as without it (a teacher cache), whatever its size.
+            with torch.random.fork_rng(devices=[]):
+                self.teacher = self._build_teacher(teacher, teacher_train_mode)
+            if self.teacher_cache is not None:
+                self.teacher_cache.check_teacher_weights(self.teacher)
 
         self.logit_loss = (build_checked(MODELS, logit_loss, 'ScaleKDDistiller.logit_loss')
                            if logit_loss is not None else None)
+        if self.logit_loss is not None:
+            self._check_teacher_logits()
         if self.label_free and self.logit_loss is None:
             warnings.warn('label_free=True with logit_loss=None: the student head receives '
                           'no gradient, which breaks DDP without find_unused_parameters.')
 
         self.input_size = (_hw(input_size) if input_size is not None
-                           else tuple(self.teacher.input_size))
+                           else tuple(self.teacher.input_size) if self.teacher is not None
+                           else None)  # no teacher (a cache): no stages, no dry run
         self.stages: Tuple[DistillStage, ...] = self._parse_stages(distill_stages)
         if not self.stages and self.logit_loss is None:
             raise ValueError('Nothing to distil: distill_stages is empty and logit_loss is None. '
@@ -239,25 +267,76 @@ class ScaleKDDistiller(BaseModel):
         self.train()
 
     # ----------------------------------------------------------------- build
-    @staticmethod
-    def _build_teacher(teacher: Union[dict, BaseTeacher]) -> BaseTeacher:
+    def _build_teacher(self, teacher: Union[dict, BaseTeacher],
+                       train_mode: bool) -> BaseTeacher:
+        """Build the teacher with the student's input convention and the mode switch."""
+        given = student_input_convention(self.data_preprocessor)
+        given['train_mode'] = train_mode
         if isinstance(teacher, dict):
-            teacher = build_checked(MODELS, teacher, 'ScaleKDDistiller.teacher',
+            cfg = dict(teacher)
+            cls = cfg.get('type')
+            try:
+                cls = MODELS.get(cls) if isinstance(cls, str) else cls
+            except Exception:  # noqa: BLE001  (an unimportable scope prefix: build_checked says)
+                cls = None
+            if cls is not None and not (isinstance(cls, type) and issubclass(cls, BaseTeacher)):
+                raise _not_an_adapter(getattr(cls, '__name__', repr(cls)))
+            for key, value in given.items():
+                if key in cfg and cfg[key] is not None and cfg[key] != value:
+                    source = ('teacher_train_mode' if key == 'train_mode'
+                              else 'data_preprocessor')
+                    raise ValueError(
+                        f'ScaleKDDistiller.teacher.{key}={cfg[key]!r} differs from the '
+                        f"distiller's {source} ({value!r}); the distiller passes it to the "
+                        f'teacher at build: remove {key} from the teacher config'
+                        + (' and set teacher_train_mode.' if key == 'train_mode' else '.'))
+                cfg[key] = value
+            teacher = build_checked(MODELS, cfg, 'ScaleKDDistiller.teacher',
                                     hint=f'Teacher adapters: {_teacher_types()}.')
         if not isinstance(teacher, BaseTeacher):
-            raise TypeError(f'teacher must be a teacher adapter ({_teacher_types()}), got '
-                            f'{type(teacher).__name__}; wrap a classifier as '
-                            "dict(type='MMPretrainSwinTeacher', model=...) or similar")
+            raise _not_an_adapter(type(teacher).__name__)
+        built = dict(
+            student_mean=(None if teacher.student_mean is None else
+                          [float(v) for v in teacher.student_mean.flatten()]),
+            student_std=(None if teacher.student_std is None else
+                         [float(v) for v in teacher.student_std.flatten()]),
+            student_channel_order=teacher.student_channel_order,
+            train_mode=teacher.train_mode)
+        # A teacher without its own normalisation and channel order passes the batch on
+        # unchanged whatever the student's convention; only the mode must agree then.
+        keys = given if (teacher.teacher_mean is not None
+                         or teacher.channel_order is not None) else ('train_mode', )
+        wrong = {k: (built[k], given[k]) for k in keys if built[k] != given[k]}
+        if wrong:
+            raise ValueError(
+                f'the built teacher {teacher.label} was made for another student input '
+                f'convention or mode: {wrong} (teacher vs distiller). Give the teacher as a '
+                'config dict (the distiller builds it with these) or build it with them.')
         return teacher
+
+    def _check_teacher_logits(self) -> None:
+        """A logit loss needs a teacher classifier over the student's classes."""
+        t = self.teacher
+        if not t.has_classifier:
+            raise ValueError(
+                f'logit_loss={type(self.logit_loss).__name__} needs teacher logits, but '
+                f'{t.label} has no classifier (num_classes=0, e.g. a DINOv2 or SigLIP image '
+                'tower). Use logit_loss=None (feature distillation only) or a teacher with a '
+                'classifier.')
+        student_classes = getattr(self.student.head, 'num_classes', None)
+        if isinstance(student_classes, int) and student_classes != t.num_classes:
+            raise ValueError(
+                f'logit_loss compares {t.num_classes}-class teacher logits ({t.label}) with '
+                f'the {student_classes}-class student head; give the teacher a classifier '
+                'over the same classes or use logit_loss=None.')
 
     def _parse_stages(self, stages: Sequence[dict]) -> Tuple[DistillStage, ...]:
         """Validate the stage dicts into records and check that the teacher can serve them."""
         parsed = parse_stages(stages)
         for stage in parsed:
-            if (stage.tpp or stage.query_from is not None) and not self._teacher_has_tpp():
-                teacher_name = type(self.teacher).__name__
-                if getattr(self.teacher, 'model_name', None):
-                    teacher_name += f'({self.teacher.model_name!r})'
+            if (stage.tpp or stage.query_from is not None) and not isinstance(
+                    self.teacher, TPPTeacher):
+                teacher_name = self.teacher.label
                 raise ValueError(
                     f'stage {stage.name!r}: tpp=True / query_from need Teacher Parameter '
                     "Perception (the teacher's last stage on projected tokens), which the "
@@ -265,10 +344,6 @@ class ScaleKDDistiller(BaseModel):
                     'tpp and query_from (learnable queries on the final map), or use '
                     'distill_stages=[] for logit-only distillation.')
         return parsed
-
-    def _teacher_has_tpp(self) -> bool:
-        """Whether the teacher can run its last stage on projected tokens."""
-        return bool(getattr(self.teacher, 'supports_tpp', True))
 
     def _teacher_space(self, stage: DistillStage) -> Tuple[int, Tuple[int, int]]:
         """``(dims, hw)`` of the teacher space a stage's connector maps into."""
@@ -338,7 +413,7 @@ class ScaleKDDistiller(BaseModel):
         """
         t = self.teacher
         spaces = f'final map {t.final_dims} x {tuple(t.final_hw)}'
-        if self._teacher_has_tpp() and getattr(t, 'tpp_dims', None) is not None:
+        if isinstance(t, TPPTeacher):
             spaces = f'TPP input {t.tpp_dims} x {tuple(t.tpp_hw)}, ' + spaces
         lines = [f'ScaleKDDistiller: {len(self.stages)} distill stage(s); student dry run at '
                  f'{self.input_size[0]}x{self.input_size[1]}; teacher {type(t).__name__} at '
@@ -350,15 +425,17 @@ class ScaleKDDistiller(BaseModel):
     # ----------------------------------------------------------------- modes
     # ------------------------------------------------- checkpoints without the teacher
     def teacher_reloaded(self) -> bool:
-        """Whether the teacher's weights come back at build (checkpoint or timm pretrained),
-        so that ``state_dict()`` leaves ``teacher.*`` out."""
-        return bool(getattr(self.teacher, 'checkpoint', None)
-                    or getattr(self.teacher, 'pretrained', False))
+        """Whether the teacher's weights come back at build (its ``weights_source``: a
+        checkpoint, timm pretrained weights, an ``init_cfg`` Pretrained), so that
+        ``state_dict()`` leaves ``teacher.*`` out."""
+        return self.teacher is not None and bool(
+            getattr(self.teacher, 'weights_source', getattr(self.teacher, 'checkpoint', None)))
 
     def checkpoint_meta(self) -> dict:
         """``meta`` entries for a checkpoint (``SafeCheckpointHook``): the teacher record
-        (:func:`teacher_record`: type, checkpoint, sha256 of the file)."""
-        return dict(teacher=teacher_record(self.teacher))
+        (:func:`teacher_record`: type, checkpoint, sha256 of the file); none without a
+        teacher (a teacher cache replaces it)."""
+        return {} if self.teacher is None else dict(teacher=teacher_record(self.teacher))
 
     def check_checkpoint_meta(self, meta: dict) -> None:
         """Check that a checkpoint about to be loaded was trained with the teacher built now
@@ -367,15 +444,18 @@ class ScaleKDDistiller(BaseModel):
         Raises:
             TeacherMismatchError: Another teacher architecture, weight source or file.
         """
+        if self.teacher is None:
+            return
         warning = check_teacher((meta or {}).get('teacher'), teacher_record(self.teacher))
         if warning:
             print_log(f'ScaleKDDistiller: {warning}', logger='current', level=logging.WARNING)
 
     def train(self, mode: bool = True) -> 'ScaleKDDistiller':
-        """Train the student and connectors; the teacher stays in eval unless
-        ``teacher_train_mode`` (its parameters stay frozen either way)."""
+        """Train the student and connectors; the teacher decides its own mode (eval unless
+        built with ``train_mode=True``; its parameters stay frozen either way)."""
         super().train(mode)
-        self.teacher.train(mode)
+        if self.teacher is not None:
+            self.teacher.train(mode)
         return self
 
     def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
@@ -569,6 +649,9 @@ class ScaleKDDistiller(BaseModel):
             with rf('scalekd/label_loss'):
                 losses.update(self._label_losses(logits, data_samples))
 
+        if self.teacher_cache is not None:
+            with rf('scalekd/logit_kd'):
+                return self._cached_logit_loss(inputs, logits, data_samples, losses)
         with rf('scalekd/teacher_targets'):
             targets = self._teacher_targets(inputs)
         target = targets.feature
@@ -600,6 +683,15 @@ class ScaleKDDistiller(BaseModel):
                 losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
         return losses
 
+    def _cached_logit_loss(self, inputs: Tensor, logits: Tensor, data_samples: list,
+                           losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The logit KD term on the cached teacher logits (and, in check mode, the deviation)."""
+        teacher_logits = self.teacher_cache.logits(data_samples, logits.device)
+        if self.teacher is not None and self.training and self.teacher_cache.check_due():
+            live = self._teacher_targets(inputs).logits
+            losses.update(self.teacher_cache.deviation(teacher_logits, live))
+        losses['distill.loss_kd'] = self.logit_loss(logits, teacher_logits)
+        return losses
 
 def _drop_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
                            local_metadata: dict) -> None:
@@ -620,7 +712,8 @@ def _fill_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: s
                            unexpected_keys: list, error_msgs: list) -> None:
     """Load pre-hook: a state dict without ``teacher.*`` keeps the teacher built from its own
     weights (filled in, so nothing is reported missing); one with them loads as before."""
-    if not any(k.startswith(prefix + 'teacher.') for k in state_dict):
+    if module.teacher is not None and not any(k.startswith(prefix + 'teacher.')
+                                              for k in state_dict):
         for key, value in module.teacher.state_dict(prefix=prefix + 'teacher.',
                                                     keep_vars=True).items():
             state_dict[key] = value

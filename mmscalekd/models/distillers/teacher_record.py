@@ -1,7 +1,8 @@
 """Which teacher a distiller checkpoint was trained with: its weight source and their sha256.
 
 A distiller whose teacher is reloaded from its own weights at build (a checkpoint path or URL,
-or timm's ``pretrained=True``) leaves ``teacher.*`` out of its state dict; this record goes to
+timm's ``pretrained=True`` or an ``init_cfg`` Pretrained: the adapter's ``weights_source``)
+leaves ``teacher.*`` out of its state dict; this record goes to
 the checkpoint's ``meta['teacher']`` instead (``ScaleKDDistiller.checkpoint_meta``, written by
 ``SafeCheckpointHook``). Before a checkpoint is loaded the record is compared with the teacher
 the config built; a different teacher is an error (:class:`TeacherMismatchError`).
@@ -53,16 +54,18 @@ def teacher_record(teacher) -> Dict[str, object]:
 
     Returns:
         dict: ``type``, ``model_name`` (timm) or None, ``checkpoint`` (as configured) or
-        None, ``pretrained`` (timm's own weights), ``sha256`` of the checkpoint file
-        (None when unknown), and ``reloaded``: whether the weights come back at build, so
-        that a checkpoint need not store them.
+        None, ``source``: where the weights come from (the adapter's ``weights_source``:
+        the checkpoint, ``timm pretrained weights of '<name>'`` or an ``init_cfg``
+        Pretrained; None for random weights), ``sha256`` of the checkpoint file (None when
+        unknown), and ``reloaded``: whether the weights come back at build, so that a
+        checkpoint need not store them.
     """
     checkpoint = getattr(teacher, 'checkpoint', None)
-    pretrained = bool(getattr(teacher, 'pretrained', False))
+    source = getattr(teacher, 'weights_source', checkpoint)
     return dict(type=type(teacher).__name__, model_name=getattr(teacher, 'model_name', None),
-                checkpoint=checkpoint, pretrained=pretrained,
+                checkpoint=checkpoint, source=source,
                 sha256=file_sha256(_local_copy(checkpoint)) if checkpoint else None,
-                reloaded=bool(checkpoint) or pretrained)
+                reloaded=bool(source))
 
 
 def _describe(record: dict) -> str:
@@ -72,7 +75,7 @@ def _describe(record: dict) -> str:
     if record.get('checkpoint'):
         sha = record.get('sha256')
         return f'{name} from {record["checkpoint"]} (sha256 {sha[:12] if sha else "unknown"})'
-    return f'{name} with {"timm pretrained" if record.get("pretrained") else "random"} weights'
+    return f'{name} with {record.get("source") or "random weights"}'
 
 
 def check_teacher(saved: Optional[dict], current: dict) -> Optional[str]:
@@ -101,8 +104,8 @@ def check_teacher(saved: Optional[dict], current: dict) -> Optional[str]:
     if (saved.get('type'), saved.get('model_name')) != (current.get('type'),
                                                        current.get('model_name')):
         raise TeacherMismatchError(f'Another teacher: {what}. {next_step}')
-    if bool(saved.get('pretrained')) != bool(current.get('pretrained')) or \
-            bool(saved.get('checkpoint')) != bool(current.get('checkpoint')):
+    if bool(saved.get('checkpoint')) != bool(current.get('checkpoint')) or (
+            not saved.get('checkpoint') and saved.get('source') != current.get('source')):
         raise TeacherMismatchError(f'Another teacher weight source: {what}. {next_step}')
     if saved.get('sha256') and current.get('sha256'):
         if saved['sha256'] != current['sha256']:

@@ -5,7 +5,7 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmpretrain.models.backbones import ConvNeXt
@@ -13,7 +13,14 @@ from torch import Tensor
 
 from mmscalekd.registry import MODELS
 
-from .base_teacher import BaseTeacher, classifier_parts, head_logits
+from .base_teacher import (
+    build_teacher_model,
+    classifier_parts,
+    head_logits,
+    head_num_classes,
+    to_hw,
+)
+from .tpp_teacher import TPPTeacher
 
 
 def _conv_out(size: int, conv: nn.Conv2d, dim: int) -> int:
@@ -22,7 +29,7 @@ def _conv_out(size: int, conv: nn.Conv2d, dim: int) -> int:
 
 
 @MODELS.register_module()
-class MMPretrainConvNeXtTeacher(BaseTeacher):
+class MMPretrainConvNeXtTeacher(TPPTeacher):
     """Frozen mmpretrain ``ImageClassifier`` with a ``ConvNeXt`` backbone.
 
     * **Target**: the last stage's map after the backbone's final norm
@@ -34,12 +41,15 @@ class MMPretrainConvNeXtTeacher(BaseTeacher):
 
     Args:
         model (dict | nn.Module): mmpretrain ``ImageClassifier`` config or module.
-        **kwargs: See :class:`BaseTeacher`. ConvNeXt has no configured image size,
-            so ``input_size`` is required.
+        input_size (int | Sequence[int]): Resolution the teacher runs at (required:
+            ConvNeXt has no configured image size).
+        **kwargs: See :class:`BaseTeacher`.
     """
 
-    def _check_model(self) -> None:
-        backbone, _, _ = classifier_parts(self.model)
+    def __init__(self, model: Union[dict, nn.Module],
+                 input_size: Optional[Union[int, Sequence[int]]] = None, **kwargs) -> None:
+        model = build_teacher_model(model, 'MMPretrainConvNeXtTeacher.model')
+        backbone, _, head = classifier_parts(model)
         if not isinstance(backbone, ConvNeXt):
             raise TypeError(f'MMPretrainConvNeXtTeacher needs a ConvNeXt backbone, got '
                             f'{type(backbone).__name__}')
@@ -47,22 +57,22 @@ class MMPretrainConvNeXtTeacher(BaseTeacher):
         if last not in backbone.out_indices:
             raise ValueError(f'the ConvNeXt backbone out_indices {backbone.out_indices} must '
                              f'contain the last stage ({last}): that creates its final norm')
-
-    def _default_input_size(self) -> Tuple[int, int]:
-        raise ValueError('MMPretrainConvNeXtTeacher: ConvNeXt has no configured image size; '
-                         'pass input_size (e.g. 224).')
-
-    def _resolve_shapes(self) -> None:
-        bb = self.model.backbone
-        hw = list(self.input_size)
-        for i, down in enumerate(bb.downsample_layers):
+        if input_size is None:
+            raise ValueError('MMPretrainConvNeXtTeacher: ConvNeXt has no configured image '
+                             'size; pass input_size (e.g. 224).')
+        input_size = to_hw(input_size, 'input_size')
+        hw = list(input_size)
+        tpp_hw = None
+        for i, down in enumerate(backbone.downsample_layers):
             conv = [m for m in down.modules() if isinstance(m, nn.Conv2d)][-1]
             hw = [_conv_out(hw[d], conv, d) for d in range(2)]
-            if i == len(bb.downsample_layers) - 2:
-                self.tpp_hw = (hw[0], hw[1])
-        self.final_hw = (hw[0], hw[1])
-        self.tpp_dims = int(bb.channels[-2])
-        self.final_dims = int(bb.channels[-1])
+            if i == len(backbone.downsample_layers) - 2:
+                tpp_hw = (hw[0], hw[1])
+        super().__init__(model, input_size=input_size, final_dims=int(backbone.channels[-1]),
+                         final_hw=(hw[0], hw[1]), tpp_dims=int(backbone.channels[-2]),
+                         tpp_hw=tpp_hw,
+                         num_classes=head_num_classes(head, 'MMPretrainConvNeXtTeacher'),
+                         **kwargs)
 
     def _final_norm(self) -> nn.Module:
         bb = self.model.backbone
@@ -84,16 +94,16 @@ class MMPretrainConvNeXtTeacher(BaseTeacher):
             logits = head_logits(neck, head, (feature, ))
         return feature, logits
 
-    def forward_last_stage(self, tokens: Tensor) -> Tensor:
+    def _last_stage(self, tokens: Tensor, prefix: Optional[Tensor]) -> Tensor:
         """Stage-4 downsample, stage-4 blocks, final norm.
 
         Args:
             tokens (Tensor): ``(B, H3*W3, C3)`` in raster order.
+            prefix (None): ConvNeXt has no prefix tokens.
 
         Returns:
             Tensor: ``(B, C4, H4, W4)``.
         """
-        self._check_tokens(tokens)
         bb = self.model.backbone
         B = tokens.shape[0]
         x = tokens.transpose(1, 2).reshape(B, self.tpp_dims, *self.tpp_hw)

@@ -5,7 +5,7 @@ Paper: *ScaleKD: Strong Vision Transformers Could Be Excellent Teachers*, NeurIP
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -15,11 +15,19 @@ from torch import Tensor
 
 from mmscalekd.registry import MODELS
 
-from .base_teacher import BaseTeacher, classifier_parts, head_logits, tokens_to_map
+from .base_teacher import (
+    build_teacher_model,
+    classifier_parts,
+    head_logits,
+    head_num_classes,
+    to_hw,
+    tokens_to_map,
+)
+from .tpp_teacher import TPPTeacher
 
 
 @MODELS.register_module()
-class MMPretrainViTTeacher(BaseTeacher):
+class MMPretrainViTTeacher(TPPTeacher):
     """Frozen mmpretrain ``ImageClassifier`` with a plain ViT backbone.
 
     Covers ``VisionTransformer`` (ViT/DeiT), ``BEiTViT`` (BEiT and the EVA
@@ -31,57 +39,59 @@ class MMPretrainViTTeacher(BaseTeacher):
     * **Target**: the last block's patch tokens after the final norm (when the
       backbone has one; BEiT/EVA with mean pooling have none), cls token dropped,
       as a map ``(B, C, Hp, Wp)`` (EVA-L/14 at 224: 1024 x 16 x 16). The official
-      ViT-teacher path took the pooled vector and cannot run (spec §5); the
-      patch-token map is the target it needed.
+      ViT-teacher path took the backbone's last output, the pooled vector, as both
+      the logit input and the feature target
+      (``deep-optimization/ScaleKD@ee56c7e mmcls/models/classifiers/distiller.py:148``
+      and ``:160``), which the (B, C, H, W) feature losses cannot take; the
+      patch-token map is the target it needed (``docs/teachers.md``).
     * **Logits**: ``head(neck(backbone._format_output(tokens)))``, i.e. the
       classifier's own ``out_type`` (cls token or mean pooling).
     * **TPP last stage**: the last ``tpp_blocks`` blocks + the final norm, on
       patch tokens ``(B, Hp*Wp, C)``. **Prefix tokens**: when the backbone has a
       cls token, the TPP path prepends the layer-0 cls embedding
-      (``cls_token`` + its positional embedding, a constant) and drops it after the
-      blocks. The input-dependent cls state at that depth cannot be derived from
-      the student's tokens, and BEiT's relative position bias and EVA-02's RoPE
-      assume the cls slot is present; without a cls token only patch tokens run.
+      (``cls_token`` + its positional embedding, after ``pre_norm`` when the
+      backbone has one; a constant) and drops it after the blocks. The
+      input-dependent cls state at that depth cannot be derived from the
+      student's tokens, and BEiT's relative position bias and EVA-02's RoPE assume
+      the cls slot is present; without a cls token only patch tokens run.
 
     Args:
         model (dict | nn.Module): mmpretrain ``ImageClassifier`` config or module.
         tpp_blocks (int): Number of final blocks that form the teacher's "last
             stage" for TPP (the official BEiT path used 2). Defaults to 2.
-        **kwargs: See :class:`BaseTeacher`. ``input_size`` defaults to the
-            backbone's ``img_size``.
+        input_size (int | Sequence[int], optional): Resolution the teacher runs at.
+            Defaults to the backbone's ``img_size``.
+        **kwargs: See :class:`BaseTeacher`.
     """
 
-    def __init__(self, model: dict | nn.Module, tpp_blocks: int = 2, **kwargs) -> None:
+    def __init__(self, model: Union[dict, nn.Module], tpp_blocks: int = 2,
+                 input_size: Optional[Union[int, Sequence[int]]] = None, **kwargs) -> None:
         if not isinstance(tpp_blocks, int) or isinstance(tpp_blocks, bool) or tpp_blocks < 1:
             raise ValueError(f'tpp_blocks must be a positive int, got {tpp_blocks!r}')
-        self.tpp_blocks = tpp_blocks
-        super().__init__(model, **kwargs)
-
-    def _check_model(self) -> None:
-        backbone, _, _ = classifier_parts(self.model)
-        accepted = (VisionTransformer, BEiTViT)
-        if not isinstance(backbone, accepted):
+        model = build_teacher_model(model, 'MMPretrainViTTeacher.model')
+        backbone, _, head = classifier_parts(model)
+        if not isinstance(backbone, (VisionTransformer, BEiTViT)):
             raise TypeError('MMPretrainViTTeacher needs a VisionTransformer, BEiTViT or '
                             f'ViTEVA02 backbone, got {type(backbone).__name__}')
         if backbone.num_extra_tokens > 1:
             raise ValueError(f'{type(backbone).__name__} has {backbone.num_extra_tokens} extra '
                              'tokens (e.g. a distillation token); only a cls token is supported')
-        if self.tpp_blocks > len(backbone.layers):
-            raise ValueError(f'tpp_blocks={self.tpp_blocks} exceeds the number of blocks '
+        if tpp_blocks > len(backbone.layers):
+            raise ValueError(f'tpp_blocks={tpp_blocks} exceeds the number of blocks '
                              f'({len(backbone.layers)})')
-
-    def _default_input_size(self) -> Tuple[int, int]:
-        size = tuple(self.model.backbone.img_size)
-        return int(size[0]), int(size[1])
-
-    @torch.no_grad()
-    def _resolve_shapes(self) -> None:
-        bb = self.model.backbone
-        # Dry run of the patch embedding only.
-        _, hw = bb.patch_embed(torch.zeros(1, bb.patch_embed.projection.in_channels,
-                                           *self.input_size))
-        self.final_hw = self.tpp_hw = (int(hw[0]), int(hw[1]))
-        self.final_dims = self.tpp_dims = int(bb.embed_dims)
+        if input_size is None:
+            input_size = tuple(int(s) for s in backbone.img_size)
+        input_size = to_hw(input_size, 'input_size')
+        with torch.no_grad():  # dry run of the patch embedding only
+            _, hw = backbone.patch_embed(
+                torch.zeros(1, backbone.patch_embed.projection.in_channels, *input_size))
+        hw = (int(hw[0]), int(hw[1]))
+        dims = int(backbone.embed_dims)
+        super().__init__(model, input_size=input_size, final_dims=dims, final_hw=hw,
+                         tpp_dims=dims, tpp_hw=hw,
+                         num_prefix_tokens=int(backbone.num_extra_tokens),
+                         num_classes=head_num_classes(head, 'MMPretrainViTTeacher'), **kwargs)
+        self.tpp_blocks = tpp_blocks
 
     # ------------------------------------------------------------------ blocks
     def _run_blocks(self, x: Tensor, start: int, hw: Tuple[int, int]) -> Tensor:
@@ -127,27 +137,33 @@ class MMPretrainViTTeacher(BaseTeacher):
             return feature, None
         return feature, head_logits(neck, head, (backbone._format_output(x, hw), ))
 
-    def _prefix_tokens(self, batch: int) -> Optional[Tensor]:
+    def prefix_state(self, batch: int) -> Optional[Tensor]:
+        """Layer-0 prefix state ``(batch, 1, C)``: what the first block receives in the cls
+        slot (None without a cls token)."""
         bb = self.model.backbone
         if bb.cls_token is None:
             return None
         prefix = bb.cls_token
         if bb.pos_embed is not None:
             prefix = prefix + bb.pos_embed[:, :bb.num_extra_tokens]
+        pre_norm = getattr(bb, 'pre_norm', None)
+        if pre_norm is not None:
+            prefix = pre_norm(prefix)
         return prefix.expand(batch, -1, -1)
 
-    def forward_last_stage(self, tokens: Tensor) -> Tensor:
+    def _last_stage(self, tokens: Tensor, prefix: Optional[Tensor]) -> Tensor:
         """Last ``tpp_blocks`` blocks + final norm on patch tokens.
 
         Args:
             tokens (Tensor): ``(B, Hp*Wp, C)`` in raster order.
+            prefix (Tensor, optional): ``(B, 1, C)`` cls state; None: the layer-0 one.
 
         Returns:
             Tensor: ``(B, C, Hp, Wp)``.
         """
-        self._check_tokens(tokens)
         bb = self.model.backbone
-        prefix = self._prefix_tokens(tokens.shape[0])
+        if prefix is None:
+            prefix = self.prefix_state(tokens.shape[0])
         x = tokens if prefix is None else torch.cat((prefix.to(tokens), tokens), dim=1)
         x = self._run_blocks(x, len(bb.layers) - self.tpp_blocks, self.tpp_hw)
         if prefix is not None:

@@ -242,7 +242,7 @@ class TeacherScorer:
         """
         from mmengine.config import Config
 
-        from mmscalekd.models.teachers import BaseTeacher
+        from mmscalekd.models.teachers import BaseTeacher, student_input_convention
         from mmscalekd.registry import MODELS, build_checked
         from mmscalekd.utils import register_all_modules
         register_all_modules()
@@ -280,8 +280,16 @@ class TeacherScorer:
             teacher, preprocessor = model.teacher, model.data_preprocessor
             del model
         else:
-            teacher = build_checked(MODELS, model_cfg, 'model')
+            # the adapter is built with the input convention of the preprocessor (it is given
+            # at build, as the distiller does); without one, raw RGB 0-255 values reach it
             pre_cfg = cfg.get('data_preprocessor')
+            if pre_cfg is not None:
+                preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
+                model_cfg.update(student_input_convention(preprocessor))
+            else:
+                model_cfg.update(student_mean=[0.0], student_std=[1.0],
+                                 student_channel_order='rgb')
+            teacher = build_checked(MODELS, model_cfg, 'model')
             if pre_cfg is None:
                 own_mean = getattr(teacher, 'teacher_mean', ...)
                 if own_mean is None:
@@ -294,14 +302,7 @@ class TeacherScorer:
                 channels = own_mean.numel() if isinstance(own_mean, Tensor) else 3
                 pre_cfg = dict(type='ClsDataPreprocessor', mean=[0.0] * channels,
                                std=[1.0] * channels, to_rgb=True)
-            preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
-            mean = getattr(preprocessor, 'mean', None)
-            if getattr(preprocessor, '_enable_normalize', mean is not None):
-                if not callable(getattr(teacher, 'set_student_normalization', None)):
-                    raise TypeError(
-                        f'{type(teacher).__name__} cannot be told the input normalisation; '
-                        'give a distiller config, whose teacher is set up as in training.')
-                teacher.set_student_normalization(mean, preprocessor.std)
+                preprocessor = build_checked(MODELS, dict(pre_cfg), 'data_preprocessor')
         if (_has_pretrained_init(teacher_cfg) and not teacher_cfg.get('checkpoint')
                 and not teacher_cfg.get('pretrained')):
             # weights that come through an init_cfg Pretrained are loaded by init_weights; it is

@@ -21,7 +21,8 @@ model = dict(
                           arch=dict(embed_dims=16, depths=[1, 1, 1, 1],
                                     num_heads=[1, 1, 1, 1])),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=10, in_channels=128))),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=128)),
+        allow_random_teacher=True),  # a benchmark: random weights time the same
     distill_stages=[
         dict(name='s3', student_index=0, tpp=True,
              connector=dict(type='CrossAttentionProjector', num_heads=2, softmax_scale=5.0),

@@ -13,14 +13,15 @@ CASES = [
     dict(type='MMPretrainSwinTeacher', cfg=B.swin_teacher(), size=64),
     dict(type='MMPretrainViTTeacher', cfg=B.eva_teacher(), size=56),
     dict(type='MMPretrainConvNeXtTeacher', size=64, cfg=dict(
-        type='MMPretrainConvNeXtTeacher', input_size=64, model=dict(
+        type='MMPretrainConvNeXtTeacher', input_size=64, allow_random_teacher=True, model=dict(
             type='ImageClassifier',
             backbone=dict(type='ConvNeXt', arch=dict(depths=[1, 1, 1, 1],
                                                      channels=[8, 16, 32, 64])),
             head=B.linear_head(64)))),
     dict(type='TimmTeacher', size=32, cfg=dict(type='TimmTeacher',
                                                model_name='vit_tiny_patch16_224',
-                                               model_kwargs=_TIMM_VIT)),
+                                               model_kwargs=_TIMM_VIT,
+                                               allow_random_teacher=True)),
     dict(type='MobileNetV1', size=64,
          cfg=dict(type='MobileNetV1', widen_factor=0.25, out_indices=(2, 3))),
     dict(type='SwinTransformerTaps', size=64,

@@ -1,0 +1,132 @@
+"""Writing the demo's outputs: atomically, and never over an earlier run's without being asked."""
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import os.path as osp
+import re
+import shutil
+from typing import Any, Callable, List, Optional, Sequence
+
+#: What a demo run leaves in its work dir (the teachers it trains live in ``teachers/``, which
+#: is kept across runs: a teacher is reused for as long as its data is unchanged).
+RUN_OUTPUTS = ('results.json', 'results.md', 'accuracy_curves.png', 'runs')
+_TMP = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
+
+
+def _tmp_path(path: str) -> str:
+    return osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.tmp-{os.getpid()}')
+
+
+def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` through a temporary file in its folder and :func:`os.replace` it.
+
+    A crash or a kill during the write leaves the previous ``path`` untouched (and at most a
+    ``.<name>.tmp-<pid>`` file, which :func:`remove_stale_temporaries` deletes).
+
+    Args:
+        path (str): Destination.
+        write (Callable): Called with the open binary temporary file.
+    """
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Replace the text file ``path`` by ``text`` (UTF-8) atomically."""
+    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
+    import torch
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str, recursive: bool = False) -> List[str]:
+    """Delete ``.<name>.tmp-<pid>`` files left by killed writes (their process is gone).
+
+    Args:
+        folder (str): Where to look.
+        recursive (bool): Also below ``folder``. Defaults to False.
+
+    Returns:
+        List[str]: The deleted paths.
+    """
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    walker = os.walk(folder) if recursive else [(folder, [], os.listdir(folder))]
+    for dirpath, _, names in walker:
+        for name in names:
+            match = _TMP.match(name)
+            if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
+                path = osp.join(dirpath, name)
+                if osp.isfile(path):
+                    os.remove(path)
+                    removed.append(path)
+    return removed
+
+
+def existing_outputs(work_dir: str, names: Sequence[str] = RUN_OUTPUTS) -> List[str]:
+    """The outputs of an earlier run present in ``work_dir``."""
+    return [n for n in names if osp.exists(osp.join(work_dir, n))]
+
+
+def keep_or_replace_outputs(work_dir: str, replace: bool,
+                            names: Sequence[str] = RUN_OUTPUTS) -> Optional[str]:
+    """Make room for a new run's outputs in ``work_dir``.
+
+    An earlier run's outputs are moved to ``work_dir/previous/<time of its results>/`` (kept),
+    or deleted when ``replace`` is True (the user's ``--force``).
+
+    Args:
+        work_dir (str): The demo's work dir.
+        replace (bool): Delete instead of keeping.
+        names (Sequence[str]): The output names. Defaults to :data:`RUN_OUTPUTS`.
+
+    Returns:
+        str | None: Where the earlier outputs were moved, None if none were or they were
+        deleted.
+    """
+    found = existing_outputs(work_dir, names)
+    if not found:
+        return None
+    if replace:
+        for name in found:
+            path = osp.join(work_dir, name)
+            shutil.rmtree(path) if osp.isdir(path) and not osp.islink(path) else os.remove(path)
+        return None
+    stamp_from = osp.join(work_dir, 'results.json')
+    mtime = osp.getmtime(stamp_from if osp.exists(stamp_from) else osp.join(work_dir, found[0]))
+    stamp = datetime.datetime.fromtimestamp(mtime).strftime('%Y%m%d-%H%M%S')
+    target = osp.join(work_dir, 'previous', stamp)
+    suffix = 1
+    while osp.exists(target):
+        suffix += 1
+        target = osp.join(work_dir, 'previous', f'{stamp}-{suffix}')
+    os.makedirs(target)
+    for name in found:
+        os.replace(osp.join(work_dir, name), osp.join(target, name))
+    return target
