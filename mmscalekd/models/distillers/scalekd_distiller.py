@@ -241,8 +241,8 @@ class ScaleKDDistiller(BaseModel):
 
         self.logit_loss = (build_checked(MODELS, logit_loss, 'ScaleKDDistiller.logit_loss')
                            if logit_loss is not None else None)
-        if self.logit_loss is not None:
-            self._check_teacher_logits()
+        if self.logit_loss is not None and self.teacher is not None:
+            self._check_teacher_logits()  # with a cache, its manifest states the classes
         if self.label_free and self.logit_loss is None:
             warnings.warn('label_free=True with logit_loss=None: the student head receives '
                           'no gradient, which breaks DDP without find_unused_parameters.')
