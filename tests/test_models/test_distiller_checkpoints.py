@@ -28,6 +28,8 @@ def _teacher_file(path: Path, seed: int) -> Path:
 def _distiller(checkpoint):
     cfg = Config.fromfile(str(CFG)).model
     cfg.teacher.checkpoint = None if checkpoint is None else str(checkpoint)
+    if checkpoint is None:
+        cfg.teacher.allow_random_teacher = True  # random weights on purpose
     return MODELS.build(cfg)
 
 
