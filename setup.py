@@ -32,7 +32,14 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
-    python_requires='>=3.9',
+    # registry.py evaluates `str | None` at import (3.10); CI tests 3.11.
+    python_requires='>=3.10',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.10',
+        'Programming Language :: Python :: 3.11',
+        'License :: OSI Approved :: Apache Software License',
+    ],
     install_requires=parse_requirements('runtime.txt'),
     extras_require={
         'mim': parse_requirements('mminstall.txt'),

@@ -1,4 +1,5 @@
-"""Shared pytest set-up: one torch thread per xdist worker, registries, seeds."""
+"""Shared pytest set-up: one torch thread per xdist worker, registries (and the weights-only
+checkpoint loaders, through register_all_modules), seeds."""
 import os
 import random
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import mmscalekd  # noqa: F401  (applies the compat fixes before mmpretrain is imported)
+import mmscalekd  # noqa: F401
 from mmscalekd.utils import register_all_modules
 
 # Tests run in 2 xdist workers on 2 cores; more threads per worker only thrash.

@@ -304,4 +304,4 @@ def test_benchmark_tool_feeds_the_demo_configs_one_channel(tmp_path) -> None:
     tool.main([osp.join(ROOT, 'configs', 'demo', 'scalekd_resnet18-w8_fashion-mnist-2k.py'),
                '--batch-size', '2', '--iters', '1', '--warmup', '0', '--out', str(out)])
     result = json.loads(out.read_text())
-    assert result['input_size'] == [28, 28] and result['parts']['full']['median_s'] > 0
+    assert result['input_size'] == [28, 28] and result['step']['median_s'] > 0

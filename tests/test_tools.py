@@ -1,8 +1,8 @@
 """Tests of the command-line tools: train / test / dist launch / converters / curves.
 
 Training runs go through ``subprocess`` exactly as a user starts them, on a tiny
-ResNet and 16 random 32x32 images, so they also check that the compat fixes are
-applied in fresh processes (W1 torchvision, W2 safe resume, W3 gloo DDP).
+ResNet and 16 random 32x32 images, so they also check what the tools set up in fresh
+processes (weights-only resume through register_all_modules, gloo DDP without CUDA).
 """
 import importlib.util
 import json
@@ -85,7 +85,7 @@ def image_folder(tmp_path_factory) -> Path:
 
 
 def _train_and_resume(work_dir: Path, image_folder: Path) -> None:
-    """Train 4 iterations, then resume to 6 in a fresh process (W2 safe loading)."""
+    """Train 4 iterations, then resume to 6 in a fresh process (weights-only resume)."""
     base = [PY, 'tools/train.py', str(TINY_CFG), '--work-dir', str(work_dir)]
     _run(base + ['--cfg-options', *_data_options(image_folder)])
     assert (work_dir / 'iter_2.pth').is_file() and (work_dir / 'iter_4.pth').is_file()
@@ -231,7 +231,7 @@ def test_init_cpu_distributed_slurm_single_task() -> None:
     import torch.distributed as dist
     env = dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_NODELIST='localhost',
                SLURM_LOCALID='0', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()))
-    assert init_cpu_distributed('pytorch', env=dict(env)) is False  # compat W3 handles it
+    assert init_cpu_distributed('none', env=dict(env)) is False  # one process: no group
     try:
         assert init_cpu_distributed('slurm', backend='nccl', env=env) is True
         assert dist.get_backend() == 'gloo' and dist.get_world_size() == 1

@@ -38,9 +38,9 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install -q --disable-pip-version-check)
 
-# 3. torch and the build helpers first: mmcv compiles against exactly this torch.
-log "installing requirements/build.txt"
-"${PIP[@]}" -r "$ROOT/requirements/build.txt"
+# 3. CI's torch pair and the build helpers first: mmcv compiles against exactly this torch.
+log "installing requirements/ci.txt"
+"${PIP[@]}" -r "$ROOT/requirements/ci.txt"
 
 # 4. mmcv 2.1.0 with compiled ops: reuse an installed one, else a cached wheel,
 #    else build the wheel once (tools/misc/build_mmcv_wheel.sh: no debug info and a

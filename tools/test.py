@@ -23,7 +23,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
-import mmscalekd  # noqa: F401  (compat fixes W1-W3 before mmpretrain is imported)
 # isort: on
 import argparse
 import os
@@ -46,7 +45,12 @@ import mmscalekd.utils.tool_checks as checks
 from mmscalekd.registry import UnknownTypeError, check_model_config
 from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
 from mmscalekd.utils.atomic_io import AtomicOutput, check_output
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+from mmscalekd.utils.launch import (
+    LAUNCHERS,
+    LaunchError,
+    check_launch_env,
+    init_cpu_distributed_from_cfg,
+)
 
 # What MMEngine's DumpResults and mmengine.dump accept for --out.
 PRED_EXTENSIONS = ('.pkl', '.pickle')
@@ -190,8 +194,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg.load_from = None  # loaded below, with the student prefix handled
     cfg.resume = False
     cfg = adapt_cfg_to_device(cfg)
-    init_cpu_distributed(args.launcher,
-                         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'))
+    init_cpu_distributed_from_cfg(args.launcher, cfg)  # gloo without CUDA, any launcher
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

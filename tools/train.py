@@ -15,7 +15,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
-import mmscalekd  # noqa: F401  (compat fixes W1-W3, in every torchrun worker, before mmpretrain)
 # isort: on
 import argparse
 import os
@@ -30,13 +29,23 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmscalekd.utils.tool_checks as checks
+from mmscalekd.engine import NonFiniteLossError
+from mmscalekd.models.distillers import TeacherMismatchError
 from mmscalekd.registry import UnknownTypeError, check_model_config
 from mmscalekd.utils import adapt_cfg_to_device, register_all_modules
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+from mmscalekd.utils.launch import (
+    LAUNCHERS,
+    LaunchError,
+    check_launch_env,
+    init_cpu_distributed_from_cfg,
+)
 from mmscalekd.utils.resume_check import ResumeCheckpointError, check_runner_resume
 
 # The entries a training run needs (mmengine Runner.train builds its loop, data and optimizer).
 TRAIN_NEEDS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
+# The default hooks MMEngine's Runner knows by name (mmengine/runner/runner.py).
+MMENGINE_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger', 'param_scheduler',
+                  'checkpoint')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -132,6 +141,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # `default_hooks.<name>=None` removes a hook. MMEngine's Runner accepts that only for its own
+    # names (mmengine/runner/runner.py, register_default_hooks; a bare assert otherwise), so
+    # ours (non_finite) are dropped here; None for MMEngine's names stays for the Runner.
+    hooks = cfg.get('default_hooks')
+    if hooks:
+        for name in [n for n, hook in hooks.items() if hook is None and n not in MMENGINE_HOOKS]:
+            hooks.pop(name)
     return cfg
 
 
@@ -159,15 +175,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     except checks.ToolInputError as err:
         sys.exit(f'tools/train.py: error: {err}')
     cfg = adapt_cfg_to_device(cfg)
-    init_cpu_distributed(args.launcher,
-                         cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo'))
+    init_cpu_distributed_from_cfg(args.launcher, cfg)  # gloo without CUDA, any launcher
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:  # a weights-only file or another model's checkpoint fails here, saying so
         check_runner_resume(runner, cfg)
     except (ResumeCheckpointError, RuntimeError, pickle.UnpicklingError) as err:
         sys.exit(f'tools/train.py: error: {err}')
-    runner.train()
+    try:
+        runner.train()
+    except (NonFiniteLossError, TeacherMismatchError) as err:  # a clear line, exit status 1
+        sys.exit(f'tools/train.py: error: {err}')
 
 
 if __name__ == '__main__':

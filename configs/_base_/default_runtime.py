@@ -7,12 +7,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),  # mmpretrain default: a line every 100 iters
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # One checkpoint per epoch (mmpretrain default). max_keep_ckpts is ours: a distiller
-    # checkpoint carries the teacher (Swin-L alone is ~0.8 GB), so 300 epochs of them would fill
-    # a disk; the last 3 are enough to resume.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # One checkpoint per epoch (mmpretrain default). Ours: SafeCheckpointHook (MMEngine's
+    # CheckpointHook, written atomically, stale temporary files removed, rotation never deletes
+    # the newest checkpoint with finite weights; docs/reliability.md) and max_keep_ckpts=3: 300
+    # epochs of checkpoints would fill a disk, the last 3 are enough to resume.
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),  # reshuffle per epoch in DDP
     visualization=dict(type='VisualizationHook', enable=False),
+    # Ours: stop at the first NaN/inf loss, naming the term and the last finite checkpoint
+    # (tools/train.py exits with status 1). Off: --cfg-options default_hooks.non_finite=None.
+    non_finite=dict(type='NonFiniteLossHook'),
 )
 
 env_cfg = dict(

@@ -65,6 +65,7 @@ custom_hooks = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=-1, save_last=False,
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=-1, save_last=False,
                     save_best='accuracy/top1', rule='greater', max_keep_ckpts=1),
+    non_finite=dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss (default_runtime.py)
 )

@@ -1,6 +1,14 @@
 """Engine: hooks, train loops and a runner."""
-from .hooks import ExactResumeHook, NonFiniteLossHook, PretrainedCheckHook, TeacherCacheHook
+from .hooks import (
+                    ExactResumeHook,
+                    NonFiniteLossError,
+                    NonFiniteLossHook,
+                    PretrainedCheckHook,
+                    SafeCheckpointHook,
+                    TeacherCacheHook,
+)
 from .runner import DataRootRunner, ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
-__all__ = ['DataRootRunner', 'ExactResumeHook', 'NonFiniteLossHook', 'PretrainedCheckHook',
-           'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop', 'TeacherCacheHook']
+__all__ = ['DataRootRunner', 'ExactResumeHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'PretrainedCheckHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
+           'SafeCheckpointHook', 'TeacherCacheHook']

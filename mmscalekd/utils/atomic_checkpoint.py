@@ -1,34 +1,55 @@
-"""Crash-safe checkpoint writing for MMEngine's Runner (compat fix W4).
+"""Crash-safe file writing: a temporary file in the same folder, fsynced, renamed over the target.
 
-A checkpoint is written to a temporary file next to its final name, flushed to
-disk and renamed over the final name with :func:`os.replace` (atomic on POSIX
-and Windows for a rename within one folder). A crash while saving leaves the
-previous files untouched and at most a stray ``.<name>.tmp-<pid>`` file, which
-``--resume`` never reads. ``CheckpointHook`` is changed to update
-``last_checkpoint`` (atomically as well) only after the new checkpoint is
-complete, and to delete outdated checkpoints only after that.
+:func:`os.replace` is atomic on POSIX and Windows for a rename within one folder,
+so a reader sees either the previous file or the complete new one, never a
+partial one. A process killed while writing leaves at most a hidden
+``.<name>.tmp-<pid>`` file, which :class:`mmscalekd.engine.SafeCheckpointHook`
+removes at the next start. Used by ``SafeCheckpointHook`` for checkpoints and
+``last_checkpoint``.
 """
 from __future__ import annotations
 
 import io
 import os
 import os.path as osp
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 
 
-def _is_local(path: str) -> bool:
-    return '://' not in str(path) or str(path).startswith('file://')
+def temporary_name(path: str) -> str:
+    """``<folder>/.<name>.tmp-<pid>``: where ``path`` is written before the rename."""
+    folder, name = osp.split(osp.abspath(str(path)))
+    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_replace(tmp: str, path: str) -> None:
+    """Flush the complete file ``tmp`` to disk and rename it over ``path``."""
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_folder(osp.dirname(osp.abspath(path)))
 
 
 def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
     path = str(path)
     if path.startswith('file://'):
         path = path[len('file://'):]
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.tmp-{os.getpid()}')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = temporary_name(path)
     try:
         with open(tmp, 'wb') as f:
             write(f)
@@ -39,6 +60,7 @@ def _atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_folder(osp.dirname(osp.abspath(path)))
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
@@ -54,57 +76,3 @@ def atomic_torch_save(obj: Any, path: str) -> None:
 def atomic_write_text(path: str, text: str) -> None:
     """Replace the text file ``path`` by ``text`` atomically."""
     _atomic_write(path, lambda f: f.write(text.encode('utf-8')))
-
-
-def apply_atomic_checkpoints() -> None:
-    """Route the Runner's checkpoint writes and ``CheckpointHook``'s bookkeeping here."""
-    import mmengine.runner.runner as runner_module
-    from mmengine.dist import is_main_process
-    from mmengine.hooks import CheckpointHook
-
-    original_save: Callable = runner_module.save_checkpoint
-    if getattr(original_save, '_mmscalekd_atomic', False):
-        return
-
-    def save_checkpoint(checkpoint: dict, filename: str, file_client_args: Optional[dict] = None,
-                        backend_args: Optional[dict] = None) -> None:
-        if file_client_args is None and backend_args is None and _is_local(filename):
-            atomic_torch_save(checkpoint, filename)
-        else:  # remote storage: MMEngine's backends
-            original_save(checkpoint, filename, file_client_args=file_client_args,
-                          backend_args=backend_args)
-
-    save_checkpoint._mmscalekd_atomic = True  # type: ignore[attr-defined]
-    runner_module.save_checkpoint = save_checkpoint
-
-    def _save_checkpoint_with_step(self: CheckpointHook, runner: Any, step: int,
-                                   meta: dict) -> None:
-        # Same files and bookkeeping as MMEngine 0.10, in a crash-safe order: write the
-        # new checkpoint, then point last_checkpoint at it, then delete outdated ones.
-        outdated = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
-                                            and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir, ckpt_filename, self.file_client_args,
-            save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-            meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        if not is_main_process():
-            return
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        for old_step in outdated:
-            old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
-            if old == self.last_ckpt:
-                continue
-            if self.file_backend.isfile(old):
-                self.file_backend.remove(old)
-            elif self.file_backend.isdir(old):  # DeepSpeed checkpoints are folders
-                self.file_backend.rmtree(old)
-
-    CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step

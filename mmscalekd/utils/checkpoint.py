@@ -1,8 +1,11 @@
 """Checkpoint loading that never executes code stored in a file.
 
-Every checkpoint -- a teacher's weights, ``init_cfg`` Pretrained, ``load_from``,
-a URL, the input of ``extract_student.py`` and the Runner's own checkpoints on
-resume -- is read with ``torch.load(weights_only=True)``. MMEngine's training
+Once :func:`register_safe_loaders` has run (``register_all_modules`` and our
+tools call it; importing mmscalekd does not), every checkpoint MMEngine's
+``CheckpointLoader`` reads -- a teacher's weights, ``init_cfg`` Pretrained,
+``load_from``, a URL, an ``open-mmlab://`` name and the Runner's own checkpoints
+on resume -- is read with ``torch.load(weights_only=True)``, and so is the input
+of ``extract_student.py`` / ``publish_model.py``. MMEngine's training
 checkpoints also hold the message hub (``HistoryBuffer`` objects) and numpy
 scalars; those few *data* types are admitted through a closed allow-list. The one
 callable MMEngine's pickles need, ``getattr(HistoryBuffer, '<statistic>')``, is
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import pickle
+import warnings
 import zipfile
 from typing import Any, Callable, Optional, Union
 
@@ -114,6 +118,12 @@ def load_url_checkpoint(url: str, map_location: MapLocation = None,
 
     Downloads once per node (local rank 0 first, then the others from the cache)
     and loads through :func:`safe_torch_load`.
+
+    Args:
+        url (str): ``http(s)://`` address of the checkpoint.
+        map_location: As in :func:`torch.load`.
+        model_dir (str, optional): Download folder. Defaults to torch hub's
+            ``checkpoints`` folder.
     """
     from mmengine.dist import get_dist_info
     from torch.hub import download_url_to_file, get_dir
@@ -129,3 +139,119 @@ def load_url_checkpoint(url: str, map_location: MapLocation = None,
         if not osp.isfile(cached):  # another node: its own local rank 0 is absent
             download_url_to_file(url, cached, progress=False)
     return safe_torch_load(cached, map_location)
+
+
+# ------------------------------------------------------------ the schemes we register
+# Named load_from_<what>: MMEngine logs "Loads checkpoint by <what> backend" (name[10:]).
+def load_from_local_weights_only(filename: str, map_location: MapLocation = None) -> Any:
+    """Scheme for local paths: :func:`load_checkpoint_file`."""
+    return load_checkpoint_file(filename, map_location)
+
+
+def load_from_http_weights_only(filename: str, map_location: MapLocation = None) -> Any:
+    """Scheme for ``http(s)://`` URLs: :func:`load_url_checkpoint`."""
+    return load_url_checkpoint(filename, map_location=map_location)
+
+
+def load_from_openmmlab_weights_only(filename: str, map_location: MapLocation = None) -> Any:
+    """``open-mmlab://NAME`` / ``openmmlab://NAME``: MMEngine's model list, loaded safely."""
+    from mmengine.logging import print_log
+    from mmengine.runner import checkpoint as mm_checkpoint
+
+    prefix = 'open-mmlab://' if filename.startswith('open-mmlab://') else 'openmmlab://'
+    name = filename[len(prefix):]
+    deprecated = mm_checkpoint.get_deprecated_model_names()
+    if name in deprecated:
+        print_log(f'{prefix}{name} is deprecated in favor of {prefix}{deprecated[name]}',
+                  logger='current', level='WARNING')
+        name = deprecated[name]
+    urls = mm_checkpoint.get_external_models()
+    if name not in urls:
+        raise KeyError(f'{filename!r}: MMEngine knows no model {name!r} (see '
+                       'mmengine/hub/openmmlab.json); use a local path or an http(s) URL.')
+    url = urls[name]
+    if url.startswith(('http://', 'https://')):
+        return load_url_checkpoint(url, map_location=map_location)
+    local = osp.join(mm_checkpoint._get_mmengine_home(), url)
+    return load_checkpoint_file(local, map_location)
+
+
+def load_from_torchvision_weights_only(filename: str, map_location: MapLocation = None) -> Any:
+    """``torchvision://NAME`` (and the deprecated ``modelzoo://NAME``), loaded safely."""
+    from mmengine.runner import checkpoint as mm_checkpoint
+
+    prefix = 'modelzoo://' if filename.startswith('modelzoo://') else 'torchvision://'
+    name = filename[len(prefix):]
+    urls = mm_checkpoint.get_torchvision_models()
+    if name not in urls:
+        raise KeyError(f'{filename!r}: torchvision has no model {name!r}; use a local path or '
+                       'an http(s) URL.')
+    return load_url_checkpoint(urls[name], map_location=map_location)
+
+
+def load_from_mmcls_weights_only(filename: str, map_location: MapLocation = None) -> Any:
+    """``mmcls://NAME``: an MMClassification backbone, ``backbone.`` prefix stripped."""
+    from mmengine.runner import checkpoint as mm_checkpoint
+
+    name = filename[len('mmcls://'):]
+    urls = mm_checkpoint.get_mmcls_models()
+    if name not in urls:
+        raise KeyError(f'{filename!r}: MMEngine knows no mmcls model {name!r}; use a local '
+                       'path or an http(s) URL.')
+    checkpoint = load_url_checkpoint(urls[name], map_location=map_location)
+    state = checkpoint.get('state_dict', checkpoint)
+    return dict(state_dict={k[len('backbone.'):]: v for k, v in state.items()
+                            if k.startswith('backbone.')})
+
+
+#: Turns the weights-only loaders off when set to 0 / false / off / no.
+SAFE_LOADING_ENV = 'MMSCALEKD_SAFE_LOADING'
+
+_SCHEMES = (
+    ('', load_from_local_weights_only),
+    (('http://', 'https://'), load_from_http_weights_only),
+    (('open-mmlab://', 'openmmlab://'), load_from_openmmlab_weights_only),
+    (('modelzoo://', 'torchvision://'), load_from_torchvision_weights_only),
+    ('mmcls://', load_from_mmcls_weights_only),
+)
+_gate_warned = False
+
+
+def register_safe_loaders() -> bool:
+    """Register the weights-only loaders as MMEngine ``CheckpointLoader`` schemes.
+
+    ``CheckpointLoader.register_scheme`` is MMEngine's extension point for
+    checkpoint sources. Local paths, http(s) URLs and the ``open-mmlab://``,
+    ``openmmlab://``, ``torchvision://``, ``modelzoo://`` and ``mmcls://`` names
+    then load through :func:`safe_torch_load`, which also reads MMEngine's own
+    training state (MMEngine 0.10 calls ``torch.load`` without
+    ``weights_only``, which torch >= 2.6 turns into ``weights_only=True``: a
+    resume fails on ``HistoryBuffer``). Other schemes (``s3://``, ``pavi://``)
+    keep MMEngine's loaders. Called by :func:`register_all_modules` and our
+    tools; safe to call many times.
+
+    Outside the tested MMEngine range (:data:`mmscalekd.utils.versions.TESTED`)
+    nothing is registered and a warning says so; ``MMSCALEKD_SAFE_LOADING=0``
+    turns it off. MMEngine's stock loaders then apply.
+
+    Returns:
+        bool: Whether the loaders are registered.
+    """
+    global _gate_warned
+    if os.environ.get(SAFE_LOADING_ENV, '1').strip().lower() in ('0', 'false', 'off', 'no'):
+        return False
+    from .versions import TESTED, installed_version, is_tested
+    if not is_tested('mmengine'):
+        if not _gate_warned:
+            _gate_warned = True
+            low, high = TESTED['mmengine']
+            warnings.warn(
+                f'mmscalekd: mmengine {installed_version("mmengine")} is outside the tested '
+                f'range >={low},<{high}, so its stock checkpoint loaders stay in place (on '
+                'torch >= 2.6 they cannot resume a training checkpoint); set '
+                'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 only for files you trust.', stacklevel=2)
+        return False
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for prefixes, loader in _SCHEMES:
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
+    return True

@@ -3,10 +3,12 @@
 A distributed run that is started the wrong way usually fails deep inside
 ``torch.distributed`` with a ``KeyError`` or a CUDA error several screens long.
 These helpers check the environment a launcher leaves behind *before* the Runner
-is built and say what to do instead. They also start the process group with gloo
-for the slurm and MPI launchers on machines without CUDA (MMEngine 0.10 calls
-``torch.cuda.set_device`` there; the torchrun path is fixed in
-:mod:`mmscalekd.utils.compat`, W3).
+is built and say what to do instead. On machines without CUDA they also start
+the process group with gloo, for every launcher, before the Runner is built:
+MMEngine 0.10's initialisers (``mmengine/dist/utils.py``, ``_init_dist_pytorch``
+and its slurm/MPI siblings) call ``torch.cuda.set_device`` first, which fails on
+a CPU-only build, and the Runner skips its own initialisation when a process
+group already exists. Nothing in MMEngine is replaced.
 """
 from __future__ import annotations
 
@@ -117,17 +119,15 @@ def check_launch_env(launcher: str, env: Optional[Mapping[str, str]] = None,
                 f'visible{where}. Start at most {num_gpus} processes per node.')
 
 
-def init_cpu_distributed(launcher: str, backend: str = 'gloo',
-                         env: Optional[dict] = None) -> bool:
-    """Start the process group with gloo for slurm / MPI without CUDA.
+def init_cpu_distributed(launcher: str, backend: str = 'gloo', env: Optional[dict] = None,
+                         timeout: Optional[float] = None) -> bool:
+    """Start the process group with gloo on a machine without CUDA.
 
-    MMEngine 0.10's slurm and MPI initialisers call ``torch.cuda.set_device``,
-    which fails without CUDA. Here the launcher's variables are translated to
-    ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT`` the way
-    MMEngine does it, and the group is started with gloo; the Runner then skips
-    its own initialisation because a group exists. Nothing happens with CUDA,
-    for ``'none'``/``'pytorch'`` (handled by the compat fix W3), or when a group
-    already exists.
+    For ``--launcher pytorch`` (torchrun) the launcher's ``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` are used as they are; for
+    slurm and MPI the launcher's variables are translated to those the way
+    MMEngine does it. Nothing happens with CUDA (MMEngine starts nccl itself),
+    for ``'none'``, or when a group already exists.
 
     Args:
         launcher (str): The ``--launcher`` value.
@@ -135,17 +135,23 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo',
             (nccl) needs CUDA and is replaced by gloo. Defaults to ``'gloo'``.
         env (dict, optional): Environment to read and update. Defaults to
             ``os.environ``.
+        timeout (float, optional): Seconds a collective may wait, as
+            ``env_cfg.dist_cfg.timeout`` in MMEngine. Defaults to torch's.
 
     Returns:
         bool: Whether this function started the process group.
     """
+    import datetime
+
     import torch.distributed as dist
-    if torch.cuda.is_available() or launcher not in ('slurm', 'mpi'):
+    if torch.cuda.is_available() or launcher not in ('pytorch', 'slurm', 'mpi'):
         return False
     if dist.is_available() and dist.is_initialized():
         return False
     env = os.environ if env is None else env
-    if launcher == 'slurm':
+    if launcher == 'pytorch':
+        rank, world = env['RANK'], env['WORLD_SIZE']
+    elif launcher == 'slurm':
         rank, world = env['SLURM_PROCID'], env['SLURM_NTASKS']
         local_rank = env.get('SLURM_LOCALID', '0')
         if 'MASTER_ADDR' not in env:
@@ -158,10 +164,22 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo',
         if 'MASTER_ADDR' not in env:
             raise LaunchError('--launcher mpi needs MASTER_ADDR (the address of rank 0); '
                               'export it before mpirun.')
-    env.setdefault('MASTER_PORT', '29500')  # torch.distributed's default port
-    env.update(RANK=rank, WORLD_SIZE=world, LOCAL_RANK=local_rank)
+    if launcher != 'pytorch':
+        env.setdefault('MASTER_PORT', '29500')  # torch.distributed's default port
+        env.update(RANK=rank, WORLD_SIZE=world, LOCAL_RANK=local_rank)
     if backend not in ('gloo', 'mpi'):
         backend = 'gloo'
+    kwargs = {}
+    if timeout is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=timeout)
     dist.init_process_group(backend=backend, rank=int(rank), world_size=int(world),
-                            init_method=f'tcp://{env["MASTER_ADDR"]}:{env["MASTER_PORT"]}')
+                            init_method=f'tcp://{env["MASTER_ADDR"]}:{env["MASTER_PORT"]}',
+                            **kwargs)
     return True
+
+
+def init_cpu_distributed_from_cfg(launcher: str, cfg: Mapping) -> bool:
+    """:func:`init_cpu_distributed` with the backend and timeout of ``cfg.env_cfg.dist_cfg``."""
+    dist_cfg = (cfg.get('env_cfg') or {}).get('dist_cfg') or {}
+    return init_cpu_distributed(launcher, dist_cfg.get('backend', 'gloo'),
+                                timeout=dist_cfg.get('timeout'))

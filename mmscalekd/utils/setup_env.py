@@ -10,7 +10,12 @@ from mmengine.registry import DefaultScope
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
-    """Register every mmscalekd and mmpretrain module.
+    """Register every mmscalekd and mmpretrain module, and the weights-only loaders.
+
+    Besides the registries, this registers our checkpoint loader schemes with
+    MMEngine (:func:`mmscalekd.utils.register_safe_loaders`; version-gated,
+    ``MMSCALEKD_SAFE_LOADING=0`` turns it off). Importing mmscalekd alone does
+    neither.
 
     Args:
         init_default_scope (bool): Whether to make ``mmscalekd`` the default
@@ -23,6 +28,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmscalekd.datasets  # noqa: F401
     import mmscalekd.engine  # noqa: F401
     import mmscalekd.models  # noqa: F401
+
+    from .checkpoint import register_safe_loaders
+    register_safe_loaders()
 
     if not init_default_scope:
         return

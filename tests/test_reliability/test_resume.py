@@ -1,4 +1,4 @@
-"""Exact resume after SIGKILL, and crash-safe checkpoint writing (GitHub issue 8)."""
+"""Exact resume after SIGKILL, and crash-safe checkpoint writing (SafeCheckpointHook)."""
 import json
 import os
 import signal
@@ -142,9 +142,10 @@ def _runner_cfg(work_dir: str, crash_at: int = 0, resume: bool = False) -> dict:
         train_cfg=dict(type='ResumableIterBasedTrainLoop', max_iters=10),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         param_scheduler=[dict(type='MultiStepLR', by_epoch=False, milestones=[5], gamma=0.1)],
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False),
+        default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook', interval=4, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=100)),
-        custom_hooks=custom_hooks + [dict(type='EMAHook', momentum=0.2)],
+        custom_hooks=custom_hooks + [dict(type='EMAHook', momentum=0.2),
+                                     dict(type='ExactResumeHook')],
         randomness=dict(seed=0), default_scope='mmscalekd', resume=resume,
         env_cfg=dict(dist_cfg=dict(backend='gloo')), log_level='ERROR')
 
@@ -185,8 +186,8 @@ def test_failure_while_saving_leaves_previous_checkpoint_resumable(tmp_path: Pat
     cfg['train_cfg'] = dict(type='ResumableIterBasedTrainLoop', max_iters=4)
     cfg['custom_hooks'] = []  # EMAHook builds its copy in before_run, which load_or_resume skips
     # max_keep_ckpts=1: MMEngine alone deletes iter_2.pth *before* writing iter_4.pth.
-    cfg['default_hooks']['checkpoint'] = dict(type='CheckpointHook', interval=2, by_epoch=False,
-                                              max_keep_ckpts=1)
+    cfg['default_hooks']['checkpoint'] = dict(type='SafeCheckpointHook', interval=2,
+                                              by_epoch=False, max_keep_ckpts=1)
     real_save, calls = torch.save, []
 
     def save_then_die(obj, f, *args, **kwargs):

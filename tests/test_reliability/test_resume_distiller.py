@@ -1,5 +1,6 @@
 """Exact resume after SIGKILL with a ScaleKD distiller: student, connectors, EMA, optimizer
 (connector momentum included) and schedulers end bitwise equal (docs/reliability.md)."""
+import hashlib
 import signal
 import subprocess
 import sys
@@ -35,10 +36,11 @@ def data(tmp_path_factory) -> dict:
     return dict(images=root / 'images', teacher=root / 'teacher.pth')
 
 
-def _train(work_dir: Path, data: dict, *extra: str, **env: str) -> subprocess.Popen:
+def _train(work_dir: Path, data: dict, *extra: str, teacher=None, **env: str
+           ) -> subprocess.Popen:
     cmd = [sys.executable, 'tools/train.py', str(CFG), '--work-dir', str(work_dir), *extra,
            '--cfg-options', f'train_dataloader.dataset.data_root={data["images"]}',
-           f'model.teacher.checkpoint={data["teacher"]}']
+           f'model.teacher.checkpoint={teacher or data["teacher"]}']
     return subprocess.Popen(cmd, cwd=ROOT, env=_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -89,7 +91,23 @@ def test_distiller_sigkill_mid_epoch_then_resume_is_bitwise_exact(tmp_path: Path
     for i in conn_idx:
         assert torch.equal(reference['optimizer']['state'][i]['momentum_buffer'],
                            result['optimizer']['state'][i]['momentum_buffer'])
-    # The teacher stayed what the checkpoint gave it.
-    teacher = safe_torch_load(data['teacher'])['state_dict']
-    for key, value in teacher.items():
-        assert torch.equal(result['state_dict'][f'teacher.model.{key}'], value), key
+    # The frozen teacher is not in the checkpoints (it is reloaded from its own file at build);
+    # they name it instead, and a resume with another teacher file fails clearly.
+    for ckpt in (reference, result, at_6):
+        assert not [k for k in ckpt['state_dict'] if k.startswith('teacher.')]
+        assert not [k for k in ckpt.get('ema_state_dict', {}) if k.startswith('module.teacher.')]
+    sha = hashlib.sha256(data['teacher'].read_bytes()).hexdigest()
+    assert result['meta']['teacher']['sha256'] == sha
+    assert result['meta']['teacher']['checkpoint'] == str(data['teacher'])
+    assert all(isinstance(v, torch.Tensor) for v in result['state_dict'].values())
+
+    other = tmp_path / 'other_teacher.pth'
+    torch.manual_seed(1)
+    torch.save({'state_dict': MODELS.build(Config.fromfile(str(CFG)).model.teacher.model)
+                .state_dict()}, other)
+    wrong = _train(killed, data, '--resume', teacher=other)
+    out = wrong.communicate(timeout=240)[0]
+    assert wrong.returncode == 1, out[-3000:]
+    message = out.strip().splitlines()[-1]
+    assert message.startswith('tools/train.py: error: Other teacher weights'), message
+    assert str(data['teacher']) in message and str(other) in message

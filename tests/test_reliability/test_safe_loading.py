@@ -73,7 +73,9 @@ def test_payload_runs_with_plain_pickle(evil) -> None:
 def test_openmmlab_scheme_goes_through_the_safe_url_loader() -> None:
     import mmengine.runner.checkpoint as mm_checkpoint
 
-    from mmscalekd.utils.checkpoint import load_url_checkpoint
-    assert mm_checkpoint.load_from_http.__module__ == 'mmscalekd.utils.compat'
+    from mmscalekd.utils import checkpoint as ours
+    # Registered schemes (register_all_modules, conftest), MMEngine's functions untouched.
+    assert mm_checkpoint.load_from_http.__module__ == 'mmengine.runner.checkpoint'
+    assert CheckpointLoader._schemes['open-mmlab://'] is ours.load_from_openmmlab_weights_only
     for prefix in ('http://', 'https://'):
-        assert CheckpointLoader._schemes[prefix] is load_url_checkpoint
+        assert CheckpointLoader._schemes[prefix] is ours.load_from_http_weights_only

@@ -1,20 +1,28 @@
-"""Time one ScaleKD distillation step and its parts (student, teacher, projectors, TPP, full).
+"""Time the real ScaleKD distillation step and read its parts back from the profiler.
 
 Builds the distiller of a config (shrink it with ``--cfg-options``), feeds random images and
-labels, and times, in one process and one run:
+labels, and runs the training step exactly as training runs it: ``model(x, samples,
+mode='loss')`` and ``parse_losses`` inside the optimizer wrapper's ``optim_context``, then
+``optim_wrapper.backward``, ``step`` and ``zero_grad``. Nothing is re-enacted: the parts are
+the ``torch.profiler.record_function`` ranges that ``ScaleKDDistiller.loss`` opens around each
+of its parts (``mmscalekd.models.distillers.PROFILE_RANGES``: student, label loss, teacher
+targets, TPP, projectors, DFM losses, logit KD) plus this tool's ranges around the three
+optimizer-wrapper calls (``step/forward``, ``step/backward``, ``step/optimizer``).
 
-    student      the student alone, forward + backward of its own head loss
-    teacher      the teacher target pass as the distiller runs it (no graph)
-    teacher_plain  the same teacher's plain classifier inference (``no_grad``), for comparison
-    projectors   the non-TPP connectors + every DFM loss, forward + backward
-    tpp          the TPP stages: connectors -> teacher last stage -> loss, forward + backward
-    optimizer    the optimizer update alone (``optim_wrapper.step`` on kept gradients)
-    full         the whole distillation step including the optimizer (the config's
-                 ``optim_wrapper``)
+Two measurements, in one process:
 
-Each part: ``--warmup`` untimed runs, then ``--iters`` timed runs; the median is reported,
-of wall time and of process CPU time (robust to other load on a shared CPU).
-``sum_of_parts`` adds student + teacher + projectors + tpp + optimizer (not ``teacher_plain``).
+    step      ``--warmup`` untimed steps, then ``--iters`` timed steps without the profiler:
+              medians of wall time and of process CPU time (robust to other load on a
+              shared CPU), images per second
+    ranges    ``--iters`` more steps under ``torch.profiler``: each range's time per step
+              (the profiler's CPU-side wall time; with CUDA also the time of the kernels
+              launched in it), calls per step and share of the profiled step
+
+Reference: the same teacher's plain classifier inference (``no_grad``, public adapter calls)
+under the profiler, for ``teacher_targets / plain``. ``--ab-options`` alternates
+``batch_tpp_views`` and ``inference_mode_targets`` on and off step by step and reads the
+``scalekd/tpp`` and ``scalekd/teacher_targets`` ranges of each step.
+
 The teacher checkpoint is dropped (random weights time the same; no download) unless
 ``--keep-teacher-checkpoint``; SyncBN is reverted to BN (one process).
 
@@ -23,16 +31,15 @@ Examples:
         configs/scalekd/scalekd_swin-l_resnet50_8xb32_100e_in1k.py --batch-size 4 --out b.json
     python tools/analysis_tools/benchmark_distill.py CONFIG --device cuda --amp --channels-last
 """
-# isort: off
-import os.path as _osp
-import sys as _sys
+import os.path as osp
+import sys
 
-_sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.dirname(_osp.abspath(__file__)))))
-import mmscalekd  # noqa: F401,E402  (compat fixes before mmpretrain is imported)
-# isort: on
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import copy  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -46,24 +53,30 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.model import revert_sync_batchnorm  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
-from torch import Tensor  # noqa: E402
+from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
 
+from mmscalekd.models.distillers import PROFILE_RANGES  # noqa: E402
 from mmscalekd.registry import MODELS  # noqa: E402
 from mmscalekd.utils import register_all_modules  # noqa: E402
 from mmscalekd.utils.atomic_io import atomic_write_text, check_output  # noqa: E402
 
-PARTS = ('student', 'teacher', 'teacher_plain', 'projectors', 'tpp', 'optimizer', 'full')
-SUMMED = ('student', 'teacher', 'projectors', 'tpp', 'optimizer')
+#: This tool's ranges around the optimizer wrapper's calls (one of each per step).
+STEP_RANGES = ('step/forward', 'step/backward', 'step/optimizer')
+PLAIN_RANGE = 'reference/teacher_plain'
+#: Options compared by --ab-options and the range each one affects.
+AB_OPTIONS = (('batch_tpp_views', 'scalekd/tpp'),
+              ('inference_mode_targets', 'scalekd/teacher_targets'))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description='Benchmark a ScaleKD distillation step')
+    p = argparse.ArgumentParser(description='Benchmark the real ScaleKD distillation step')
     p.add_argument('config', help='config with a ScaleKDDistiller model and an optim_wrapper')
     p.add_argument('--batch-size', type=int, default=4, help='images per step (default 4)')
     p.add_argument('--input-size', type=int, default=None,
                    help="square input size; default: the distiller's input_size")
-    p.add_argument('--iters', type=int, default=5, help='timed runs per part (default 5)')
-    p.add_argument('--warmup', type=int, default=2, help='untimed runs per part (default 2)')
+    p.add_argument('--iters', type=int, default=5,
+                   help='timed steps, and as many profiled steps (default 5)')
+    p.add_argument('--warmup', type=int, default=2, help='untimed steps first (default 2)')
     p.add_argument('--amp', action='store_true',
                    help='mixed precision: bf16 autocast on CPU; AmpOptimWrapper on CUDA')
     p.add_argument('--amp-dtype', default='bfloat16', choices=('bfloat16', 'float16'),
@@ -80,9 +93,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--keep-teacher-checkpoint', action='store_true',
                    help='load the teacher checkpoint named in the config (default: drop it)')
     p.add_argument('--ab-options', action='store_true',
-                   help='also time the TPP part with batch_tpp_views on/off and the teacher '
-                   'part with inference_mode_targets on/off, alternating in this process '
-                   '(--iters rounds each), under "options_ab"')
+                   help='also run --iters rounds of steps with batch_tpp_views and '
+                   'inference_mode_targets on and off, alternating, and compare the ranges '
+                   'they affect (under "options_ab")')
     p.add_argument('--out', default=None, help='write the results as JSON here (atomically)')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -120,47 +133,30 @@ def _rss_mib() -> Optional[float]:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _time(fn: Callable[[], None], warmup: int, iters: int, device: torch.device
-          ) -> Tuple[List[float], List[float], Optional[float]]:
-    """Wall and process-CPU seconds of each timed run, and (CUDA) the peak allocated MiB.
-
-    Process CPU time (all threads of this process) is reported next to wall time because
-    on a shared, loaded CPU the wall time also measures the other processes.
-    """
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    wall, cpu = [], []
-    for _ in range(iters):
-        _sync(device)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        _sync(device)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20
-            if device.type == 'cuda' else None)
-    return wall, cpu, peak
-
-
 def _count(params) -> int:
     return int(sum(p.numel() for p in params))
+
+
+def _accepts(cls, name: str) -> bool:
+    try:
+        return name in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, object, Config]:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if not args.keep_teacher_checkpoint and isinstance(cfg.model.get('teacher'), dict):
-        cfg.model.teacher.checkpoint = None
-        if cfg.model.teacher.get('pretrained'):  # a TimmTeacher: no hub download either
-            cfg.model.teacher.pretrained = False
-        cfg.model.teacher.allow_random_teacher = True  # random weights time the same
     if cfg.model.get('type') != 'ScaleKDDistiller':
         raise SystemExit(f'{args.config}: model type {cfg.model.get("type")!r} is not '
                          'ScaleKDDistiller')
+    teacher = cfg.model.get('teacher')
+    if not args.keep_teacher_checkpoint and isinstance(teacher, dict):
+        teacher.checkpoint = None
+        if teacher.get('pretrained'):  # a TimmTeacher: no hub download either
+            teacher.pretrained = False
+        teacher.allow_random_teacher = True  # random weights on purpose: they time the same
     torch.manual_seed(args.seed)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     device = torch.device(args.device)
@@ -198,105 +194,111 @@ def uncompile(model: torch.nn.Module) -> None:
         m._compiled_call_impl = None
 
 
-# ----------------------------------------------------------------------------- the parts
-def make_parts(model, optim_wrapper, x: Tensor, samples: list,
-               autocast: Callable[[], contextlib.AbstractContextManager]
-               ) -> Dict[str, Callable[[], None]]:
-    student, teacher = model.student, model.teacher
-    stages = model.stages
+# ----------------------------------------------------------------------------- the step
+def make_step(model, optim_wrapper, x: torch.Tensor, samples: list,
+              autocast: Callable[[], contextlib.AbstractContextManager]) -> Callable[[], None]:
+    """One training step as MMEngine's ``BaseModel.train_step`` runs it, in three ranges."""
 
-    with torch.no_grad(), autocast():
-        feats = student.extract_feat(x, stage='backbone')
-        feats = (feats, ) if isinstance(feats, Tensor) else tuple(feats)
-        target = model._teacher_targets(x).feature
-        queries = {}
-        for stage in stages:
-            if stage.tpp:
-                for view, z in model._tpp_views(stage, feats[stage.student_index]).items():
-                    queries[(stage.name, view)] = z
-    leaf_feats = [f.detach().requires_grad_(True) for f in feats]
-
-    def student_part():
-        with autocast():
-            losses = student(x, samples, mode='loss')
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
-        loss.backward()
-
-    def teacher_part():
-        with autocast():
-            model._teacher_targets(x)
-
-    def teacher_plain():
-        with torch.no_grad(), autocast():
-            teacher.model(teacher.prepare_inputs(x), mode='tensor')
-
-    def projectors_part():
-        total = 0.0
-        with autocast():
-            for stage in stages:
-                if stage.tpp:
-                    continue
-                preds = model._project_views(stage, leaf_feats[stage.student_index], queries)
-                out = model.distill_losses[stage.name](preds.get('spatial'),
-                                                          preds.get('freq'), target)
-                total = total + sum(out.values())
-        if isinstance(total, Tensor):
-            total.backward()
-
-    def tpp_part():
-        total = 0.0
-        with autocast():
-            for stage in stages:
-                if not stage.tpp:
-                    continue
-                preds = model._tpp_views(stage, leaf_feats[stage.student_index])
-                out = model.distill_losses[stage.name](preds.get('spatial'),
-                                                          preds.get('freq'), target)
-                total = total + sum(out.values())
-        if isinstance(total, Tensor):
-            total.backward()
-
-    def optimizer_part():
-        # Gradients from the previous part stay in .grad, so the update does real work.
-        optim_wrapper.step()
-
-    def full():
+    def step() -> None:
         with optim_wrapper.optim_context(model), autocast():
-            losses = model(x, samples, mode='loss')
-        parsed, _ = model.parse_losses(losses)
-        optim_wrapper.update_params(parsed)
+            with record_function('step/forward'):
+                losses = model(x, samples, mode='loss')
+                parsed, _ = model.parse_losses(losses)
+        with record_function('step/backward'):
+            optim_wrapper.backward(parsed)
+        with record_function('step/optimizer'):
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
 
-    return dict(student=student_part, teacher=teacher_part, teacher_plain=teacher_plain,
-                projectors=projectors_part, tpp=tpp_part, optimizer=optimizer_part, full=full)
+    return step
 
 
-def ab_options(model, parts: Dict[str, Callable[[], None]], args: argparse.Namespace,
+def make_plain_teacher(model, x: torch.Tensor,
+                       autocast: Callable[[], contextlib.AbstractContextManager]
+                       ) -> Callable[[], None]:
+    """The same teacher's plain classifier inference (reference for the target pass)."""
+    teacher = model.teacher
+    # mmpretrain classifiers take mode='tensor'; timm models are called plainly.
+    kwargs = dict(mode='tensor') if _accepts(teacher.model.forward, 'mode') else {}
+
+    def plain() -> None:
+        with torch.no_grad(), autocast(), record_function(PLAIN_RANGE):
+            teacher.model(teacher.prepare_inputs(x), **kwargs)
+
+    return plain
+
+
+def time_steps(fn: Callable[[], None], warmup: int, iters: int, device: torch.device
+               ) -> Tuple[List[float], List[float], Optional[float]]:
+    """Wall and process-CPU seconds of each timed run, and (CUDA) the peak allocated MiB."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    wall, cpu = [], []
+    for _ in range(iters):
+        _sync(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        _sync(device)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20
+            if device.type == 'cuda' else None)
+    return wall, cpu, peak
+
+
+def profile_ranges(fns: List[Callable[[], None]], iters: int, device: torch.device
+                   ) -> Dict[str, dict]:
+    """Run every function ``iters`` times under the profiler; per range and per run: time
+    (CPU-side wall time of the range; with CUDA, also its kernels' time) and calls."""
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    wanted = set(PROFILE_RANGES) | set(STEP_RANGES) | {PLAIN_RANGE}
+    _sync(device)
+    with profile(activities=activities) as prof:
+        for _ in range(iters):
+            for fn in fns:
+                fn()
+        _sync(device)
+    out: Dict[str, dict] = {}
+    for event in prof.key_averages():
+        if event.key not in wanted:
+            continue
+        entry = dict(s_per_step=event.cpu_time_total / 1e6 / iters,
+                     calls_per_step=event.count / iters)
+        if device.type == 'cuda':
+            device_total = getattr(event, 'device_time_total', None)
+            if device_total is None:
+                device_total = getattr(event, 'cuda_time_total', 0.0)
+            entry['device_s_per_step'] = device_total / 1e6 / iters
+        out[event.key] = entry
+    return out
+
+
+def ab_options(model, step: Callable[[], None], args: argparse.Namespace,
                device: torch.device) -> Dict[str, dict]:
-    """Each option on and off, alternating run by run on the same model and batch, so that
-    a change in the machine's load hits both sides alike. Medians of wall and CPU seconds."""
+    """Each option on and off, alternating step by step on the same model and batch (load
+    changes hit both sides alike); the affected range of every step, and its median."""
     out = {}
-    for option, part in (('batch_tpp_views', 'tpp'), ('inference_mode_targets', 'teacher')):
+    for option, range_name in AB_OPTIONS:
         original = getattr(model, option)
-        samples: Dict[bool, Tuple[List[float], List[float]]] = {True: ([], []), False: ([], [])}
+        times: Dict[bool, List[float]] = {True: [], False: []}
         for value in (True, False):  # warm-up of both code paths
             setattr(model, option, value)
-            _time(parts[part], args.warmup, 1, device)
+            step()
         for _ in range(args.iters):
             for value in (True, False):
                 setattr(model, option, value)
-                wall, cpu, _ = _time(parts[part], 0, 1, device)
-                samples[value][0].extend(wall)
-                samples[value][1].extend(cpu)
+                ranges = profile_ranges([step], 1, device)
+                times[value].append(ranges.get(range_name, {}).get('s_per_step', 0.0))
         setattr(model, option, original)
-        model.zero_grad(set_to_none=True)
-        out[option] = dict(
-            part=part,
-            **{f'{"on" if v else "off"}_{kind}': dict(median_s=statistics.median(t), times_s=t)
-               for v in (True, False) for kind, t in zip(('wall', 'cpu'), samples[v])})
-        out[option]['on_over_off_cpu'] = (out[option]['on_cpu']['median_s']
-                                          / out[option]['off_cpu']['median_s'])
-        out[option]['on_over_off_wall'] = (out[option]['on_wall']['median_s']
-                                           / out[option]['off_wall']['median_s'])
+        on, off = statistics.median(times[True]), statistics.median(times[False])
+        out[option] = dict(range=range_name, on_median_s=on, off_median_s=off,
+                           on_times_s=times[True], off_times_s=times[False],
+                           on_over_off=on / off if off else None)
     return out
 
 
@@ -312,19 +314,18 @@ def run(args: argparse.Namespace) -> dict:
     g = torch.Generator().manual_seed(args.seed)
     # As many channels as the data preprocessor normalises (1 for the grayscale demo configs).
     mean = getattr(getattr(model, 'data_preprocessor', None), 'mean', None)
-    channels = int(mean.numel()) if isinstance(mean, Tensor) else 3
+    channels = int(mean.numel()) if isinstance(mean, torch.Tensor) else 3
     x = torch.randn(args.batch_size, channels, *size, generator=g).to(device)
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     num_classes = getattr(model.student.head, 'num_classes', 1000)
-    samples = [DataSample().set_gt_label(int(i))
+    samples = [DataSample().set_gt_label(int(i)).to(device)
                for i in torch.randint(0, num_classes, (args.batch_size, ), generator=g)]
-    samples = [s.to(device) for s in samples]
 
     if args.amp and device.type == 'cpu':
         def autocast():
             return torch.autocast('cpu', dtype=torch.bfloat16)
-    else:  # CUDA AMP: AmpOptimWrapper.optim_context enters autocast for the full step
+    else:  # CUDA AMP: AmpOptimWrapper.optim_context enters autocast for the step
         amp_dtype = getattr(torch, args.amp_dtype)
 
         def autocast():
@@ -332,13 +333,13 @@ def run(args: argparse.Namespace) -> dict:
                 return torch.autocast(device.type, dtype=amp_dtype)
             return contextlib.nullcontext()
 
+    step = make_step(model, optim_wrapper, x, samples, autocast)
     compiled, compile_error = False, None
     if args.compile:
         compiled, compile_error = try_compile(model)
         if compiled:
             try:  # compile errors surface at the first call
-                parts = make_parts(model, optim_wrapper, x, samples, autocast)
-                parts['full']()
+                step()
             except Exception as err:  # noqa: BLE001
                 compiled, compile_error = False, f'{type(err).__name__}: {err}'
                 uncompile(model)
@@ -346,31 +347,23 @@ def run(args: argparse.Namespace) -> dict:
             warnings.warn(f'--compile: torch.compile is not usable here ({compile_error}); '
                           'timing the eager model instead')
 
-    parts = make_parts(model, optim_wrapper, x, samples, autocast)
-    results: Dict[str, dict] = {}
-    for name in PARTS:
-        model.zero_grad(set_to_none=True)
-        if name == 'optimizer':  # give every parameter a gradient to update
-            parts['full']()
-            for p in model.parameters():
-                if p.requires_grad and p.grad is None:
-                    p.grad = torch.zeros_like(p)
-        times, cpu_times, peak = _time(parts[name], args.warmup, args.iters, device)
-        median = statistics.median(times)
-        results[name] = dict(median_s=median, times_s=times, images_per_s=args.batch_size / median,
-                             cpu_median_s=statistics.median(cpu_times), cpu_times_s=cpu_times)
-        if peak is not None:
-            results[name]['cuda_peak_allocated_mib'] = peak
-    model.zero_grad(set_to_none=True)
-    options_ab = ab_options(model, parts, args, device) if args.ab_options else None
+    wall, cpu, peak = time_steps(step, args.warmup, args.iters, device)
+    median = statistics.median(wall)
+    plain = make_plain_teacher(model, x, autocast)
+    plain()  # warm-up
+    ranges = profile_ranges([step, plain], args.iters, device)
+    options_ab = ab_options(model, step, args, device) if args.ab_options else None
 
-    parts_sum = sum(results[n]['median_s'] for n in SUMMED)
-    cpu_sum = sum(results[n]['cpu_median_s'] for n in SUMMED)
-    for name in PARTS:
-        results[name]['share_of_sum'] = results[name]['median_s'] / parts_sum
-        results[name]['cpu_share_of_sum'] = results[name]['cpu_median_s'] / cpu_sum
+    profiled_step = sum(ranges.get(n, {}).get('s_per_step', 0.0) for n in STEP_RANGES)
+    forward = ranges.get('step/forward', {}).get('s_per_step', 0.0)
+    parts = {n: r for n, r in ranges.items() if n in PROFILE_RANGES}
+    for name, r in ranges.items():
+        if name != PLAIN_RANGE:
+            r['share_of_step'] = r['s_per_step'] / profiled_step if profiled_step else None
+    targets = ranges.get('scalekd/teacher_targets', {}).get('s_per_step')
+    plain_s = ranges.get(PLAIN_RANGE, {}).get('s_per_step')
     trainable = [p for p in model.parameters() if p.requires_grad]
-    out = dict(
+    return dict(
         config=args.config,
         cfg_options={k: repr(v) for k, v in args.cfg_options.items()},
         device=str(device),
@@ -391,46 +384,46 @@ def run(args: argparse.Namespace) -> dict:
         batch_tpp_views=model.batch_tpp_views,
         batch_tpp_views_applied=model.batches_tpp_views_on(device.type),
         inference_mode_targets=model.inference_mode_targets,
-        parts=results,
+        step=dict(median_s=median, times_s=wall, cpu_median_s=statistics.median(cpu),
+                  cpu_times_s=cpu, images_per_s=args.batch_size / median,
+                  cuda_peak_allocated_mib=peak),
+        ranges={n: ranges[n] for n in (*STEP_RANGES, *PROFILE_RANGES, PLAIN_RANGE)
+                if n in ranges},
+        profiled_step_s=profiled_step,
+        profiler_overhead=profiled_step / median if median else None,
+        forward_in_parts=(sum(r['s_per_step'] for r in parts.values()) / forward
+                          if forward else None),
+        teacher_targets_over_plain=targets / plain_s if targets and plain_s else None,
         options_ab=options_ab,
-        sum_of_parts_s=parts_sum,
-        full_over_sum_of_parts=results['full']['median_s'] / parts_sum,
-        cpu_sum_of_parts_s=cpu_sum,
-        cpu_full_over_sum_of_parts=results['full']['cpu_median_s'] / cpu_sum,
-        teacher_over_plain_inference=(results['teacher']['median_s']
-                                      / results['teacher_plain']['median_s']),
-        cpu_teacher_over_plain_inference=(results['teacher']['cpu_median_s']
-                                          / results['teacher_plain']['cpu_median_s']),
-        images_per_s=results['full']['images_per_s'],
         params=dict(student=_count(model.student.parameters()),
                     projectors=_count(model.connectors.parameters()),
                     teacher=_count(model.teacher.parameters()),
                     trainable=_count(trainable)),
         memory=dict(cpu_peak_rss_mib=_peak_rss_mib(), cpu_rss_mib=_rss_mib(),
-                    cuda_peak_allocated_mib=(max(r.get('cuda_peak_allocated_mib', 0.0)
-                                                 for r in results.values())
-                                             if device.type == 'cuda' else None)),
+                    cuda_peak_allocated_mib=peak),
     )
-    return out
 
 
 def print_table(out: dict) -> None:
+    s = out['step']
     print(f'{out["config"]}  device={out["device"]} threads={out["threads"]} '
           f'B={out["batch_size"]} input={out["input_size"]} amp={out["amp"]} '
           f'channels_last={out["channels_last"]} compiled={out["compiled"]}')
-    print(f'{"part":<14}{"wall s":>9}{"img/s":>9}{"share":>8}{"cpu s":>9}{"share":>8}')
-    for name, r in out['parts'].items():
-        print(f'{name:<14}{r["median_s"]:>9.4f}{r["images_per_s"]:>9.2f}'
-              f'{r["share_of_sum"]:>8.1%}{r["cpu_median_s"]:>9.4f}{r["cpu_share_of_sum"]:>8.1%}')
-    print(f'full / sum of parts = {out["full_over_sum_of_parts"]:.3f} (wall), '
-          f'{out["cpu_full_over_sum_of_parts"]:.3f} (cpu); teacher target pass / plain '
-          f'inference = {out["teacher_over_plain_inference"]:.3f} (wall), '
-          f'{out["cpu_teacher_over_plain_inference"]:.3f} (cpu)')
+    print(f'step: {s["median_s"]:.4f} s wall, {s["cpu_median_s"]:.4f} s cpu (medians of '
+          f'{len(s["times_s"])}), {s["images_per_s"]:.2f} img/s')
+    print(f'{"range":<26}{"s/step":>9}{"calls":>7}{"share":>8}')
+    for name, r in out['ranges'].items():
+        share = r.get('share_of_step')
+        print(f'{name:<26}{r["s_per_step"]:>9.4f}{r["calls_per_step"]:>7.1f}'
+              f'{"" if share is None else f"{share:>8.1%}"}')
+    ratio = out['teacher_targets_over_plain']
+    print(f'profiled step / step = {out["profiler_overhead"]:.3f}; forward in named parts = '
+          f'{out["forward_in_parts"]:.3f}; teacher targets / plain inference = '
+          f'{"n/a" if ratio is None else f"{ratio:.3f}"}')
     print(f'params: {out["params"]}; memory: {out["memory"]}')
     for option, r in (out.get('options_ab') or {}).items():
-        print(f'{option} ({r["part"]} part): on {r["on_cpu"]["median_s"]:.4f} s, off '
-              f'{r["off_cpu"]["median_s"]:.4f} s (cpu medians), on/off = '
-              f'{r["on_over_off_cpu"]:.3f} (cpu), {r["on_over_off_wall"]:.3f} (wall)')
+        print(f'{option} ({r["range"]}): on {r["on_median_s"]:.4f} s, off '
+              f'{r["off_median_s"]:.4f} s (medians), on/off = {r["on_over_off"]:.3f}')
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -439,7 +432,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         try:
             check_output(args.out, args.force, what='--out')
         except OSError as err:
-            _sys.exit(f'benchmark_distill: error: {err}')
+            sys.exit(f'benchmark_distill: error: {err}')
     out = run(args)
     print_table(out)
     if args.out:

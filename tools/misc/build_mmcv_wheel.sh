@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build an mmcv wheel with compiled CPU ops against the torch of a given Python, fast.
 #
-#   bash tools/misc/build_mmcv_wheel.sh PYTHON OUT_DIR [VERSION]
+#   bash tools/misc/build_mmcv_wheel.sh PYTHON OUT_DIR [VERSION] [DISTRIBUTION]
+#
+# DISTRIBUTION defaults to mmcv; `onedl-mmcv` builds the maintained OneDL fork (same import name,
+# same source layout) the same way (docs/compatibility.md).
 #
 # Same sources, same ops and the same optimisation level (-O3) as `MMCV_WITH_OPS=1 pip wheel mmcv`;
 # three things make it several times faster on a small machine (measured per file, 2-core VM,
@@ -16,9 +19,11 @@
 #      compiler is required to use ATen"); mmcv 2.1.0's setup.py hard-codes -std=c++17.
 # The wheel carries the same _ext module and every op of the stock build.
 set -euo pipefail
-PY=${1:?usage: build_mmcv_wheel.sh PYTHON OUT_DIR [VERSION]}
-OUT=${2:?usage: build_mmcv_wheel.sh PYTHON OUT_DIR [VERSION]}
+USAGE='usage: build_mmcv_wheel.sh PYTHON OUT_DIR [VERSION] [DISTRIBUTION]'
+PY=${1:?$USAGE}
+OUT=${2:?$USAGE}
 VERSION=${3:-2.1.0}
+DIST=${4:-mmcv}
 JOBS=${MAX_JOBS:-$(nproc)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -26,9 +31,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
-  "mmcv==$VERSION" -d "$WORK" >/dev/null
-tar -xzf "$WORK"/mmcv-"$VERSION".tar.gz -C "$WORK"
-SRC="$WORK/mmcv-$VERSION"
+  "$DIST==$VERSION" -d "$WORK" >/dev/null
+SDIST=$(ls "$WORK"/*-"$VERSION".tar.gz)  # mmcv-2.1.0.tar.gz, onedl_mmcv-2.3.6.tar.gz
+tar -xzf "$SDIST" -C "$WORK"
+SRC=${SDIST%.tar.gz}
 
 STD=$("$PY" - <<'EOF'
 import torch
@@ -75,4 +81,4 @@ PY_CFLAGS=$("$PY" -c "import sysconfig; print(sysconfig.get_config_var('CFLAGS')
 CFLAGS="$PY_CFLAGS -g0 -include $PCH_DIR/mmcv_pch.hpp -Winvalid-pch" \
   MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=$JOBS \
   "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$OUT" "$SRC"
-ls "$OUT"/mmcv-"$VERSION"-*.whl
+ls "$OUT"/*mmcv-"$VERSION"-*.whl

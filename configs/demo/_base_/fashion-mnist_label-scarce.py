@@ -78,8 +78,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # interval=-1: no periodic checkpoint; the last one is saved (save_last) whatever max_iters.
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=-1, save_last=True,
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=-1, save_last=True,
                     max_keep_ckpts=1),
+    non_finite=dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss (default_runtime.py)
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 log_processor = dict(by_epoch=False)

@@ -10,8 +10,8 @@
 # `mmpretrain.` type), because the distilled student *is* an mmpretrain backbone and its
 # parameter names are mmpretrain's; mmdet's own ResNetV1d names its deep stem differently.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-# mmscalekd first: importing it applies our compat fixes (torch >= 2.6 checkpoint loading,
-# CPU-only torchvision) before mmpretrain is imported; then mmpretrain's backbones register.
+# mmscalekd (its import changes nothing in MMEngine or mmdet/mmseg) and mmpretrain's backbones.
+# The extracted student holds tensors and plain metadata: MMEngine's own loader reads it.
 custom_imports = dict(imports=['mmscalekd', 'mmpretrain.models'], allow_failed_imports=False)
 
 # Student backbone checkpoint produced by

@@ -10,8 +10,8 @@
 # distilled student; mmdet's own SwinTransformer uses another layout, so the base backbone is
 # replaced with `_delete_` (an mmdet convention, allowed in these downstream configs only).
 _base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
-# mmscalekd first: importing it applies our compat fixes (torch >= 2.6 checkpoint loading,
-# CPU-only torchvision) before mmpretrain is imported; then mmpretrain's backbones register.
+# mmscalekd (its import changes nothing in MMEngine or mmdet/mmseg) and mmpretrain's backbones.
+# The extracted student holds tensors and plain metadata: MMEngine's own loader reads it.
 custom_imports = dict(imports=['mmscalekd', 'mmpretrain.models'], allow_failed_imports=False)
 
 # From tools/model_converters/extract_student.py --backbone-only; no released file of ours.

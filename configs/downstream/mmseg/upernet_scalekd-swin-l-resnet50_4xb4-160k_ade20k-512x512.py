@@ -11,8 +11,8 @@
 # arguments (contract_dilation), so the backbone is replaced with `_delete_` (an mmseg convention,
 # allowed in these downstream configs only) and `pretrained` is cleared.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
-# mmscalekd first: importing it applies our compat fixes (torch >= 2.6 checkpoint loading,
-# CPU-only torchvision) before mmpretrain is imported; then mmpretrain's backbones register.
+# mmscalekd (its import changes nothing in MMEngine or mmdet/mmseg) and mmpretrain's backbones.
+# The extracted student holds tensors and plain metadata: MMEngine's own loader reads it.
 custom_imports = dict(imports=['mmscalekd', 'mmpretrain.models'], allow_failed_imports=False)
 
 # From tools/model_converters/extract_student.py --backbone-only; no released file of ours.

@@ -9,8 +9,8 @@
 # VisionTransformer (cross-scope type): the student's parameter names are mmpretrain's. mmseg's
 # ViT takes other arguments, hence `_delete_` (downstream configs only).
 _base_ = 'mmseg::vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py'
-# mmscalekd first: importing it applies our compat fixes (torch >= 2.6 checkpoint loading,
-# CPU-only torchvision) before mmpretrain is imported; then mmpretrain's backbones register.
+# mmscalekd (its import changes nothing in MMEngine or mmdet/mmseg) and mmpretrain's backbones.
+# The extracted student holds tensors and plain metadata: MMEngine's own loader reads it.
 custom_imports = dict(imports=['mmscalekd', 'mmpretrain.models'], allow_failed_imports=False)
 
 # From tools/model_converters/extract_student.py --backbone-only; no released file of ours.

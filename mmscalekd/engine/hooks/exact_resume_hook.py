@@ -28,9 +28,13 @@ class ExactResumeHook(Hook):
 
     This hook:
 
-    * captures every rank's RNG states after each training iteration and epoch
-      (before :class:`CheckpointHook` saves; in DDP the states are gathered to
-      rank 0, which writes the checkpoint);
+    * captures the RNG states when a checkpoint is saved, and only then. With
+      :class:`SafeCheckpointHook` (``configs/_base_/default_runtime.py``) every
+      rank's states are gathered to rank 0 right before the save, on every rank
+      (one ``all_gather_object`` per checkpoint, none on other iterations); with
+      MMEngine's ``CheckpointHook`` only rank 0 takes part in a save, so a
+      multi-process run stores rank 0's states only and a resume restores none
+      (a warning says so);
     * writes them to ``checkpoint['exact_resume']`` with the number of batches
       per epoch, as plain tensors / ints / lists (``weights_only``-loadable);
     * keeps validation RNG-neutral (states saved before and restored after
@@ -38,33 +42,39 @@ class ExactResumeHook(Hook):
     * on resume, keeps the loaded state for the train loop, which positions the
       data and restores the RNG states at the exact point the original run had
       reached (:class:`ResumableEpochBasedTrainLoop`,
-      :class:`ResumableIterBasedTrainLoop`; those loops register this hook
-      themselves, so configs need only the loop type).
+      :class:`ResumableIterBasedTrainLoop`).
+
+    List it in the config next to one of those loops::
+
+        custom_hooks = [dict(type='ExactResumeHook')]
 
     The state is used only when the checkpoint is *resumed* (``resume=True``),
     never for ``load_from`` weight initialisation.
     """
 
-    priority = 'VERY_HIGH'  # capture before CheckpointHook (VERY_LOW) saves
+    priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
-        self._latest: Optional[List[Dict[str, Any]]] = None
+        self._prepared: Optional[List[Dict[str, Any]]] = None
         self._loaded: Optional[Dict[str, Any]] = None
         self._val_rng: Optional[Dict[str, Any]] = None
         self._warned_loop = False
 
     # ---------------------------------------------------------------- capture
-    def _capture(self) -> None:
-        state = capture_rng_state()
+    def _current(self) -> Dict[str, Any]:
+        # During validation (a best checkpoint saved from after_val_epoch) the training
+        # state is the one saved before validation; after_val restores exactly that one.
+        return self._val_rng if self._val_rng is not None else capture_rng_state()
+
+    def prepare_checkpoint(self, runner) -> None:
+        """Gather every rank's RNG states for the checkpoint about to be saved.
+
+        Called on every rank by :class:`SafeCheckpointHook` right before it saves
+        (the only collective of this hook).
+        """
+        state = self._current()
         _, world_size = get_dist_info()
-        self._latest = all_gather_object(state) if world_size > 1 else [state]
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
-                         outputs: Any = None) -> None:
-        self._capture()
-
-    def after_train_epoch(self, runner) -> None:
-        self._capture()
+        self._prepared = all_gather_object(state) if world_size > 1 else [state]
 
     def before_train(self, runner) -> None:
         if not getattr(runner.train_loop, 'supports_exact_resume', False) and not self._warned_loop:
@@ -74,6 +84,14 @@ class ExactResumeHook(Hook):
                 'continue mid-epoch exactly; use train_cfg=dict(type='
                 "'ResumableEpochBasedTrainLoop', ...) or dict(type='ResumableIterBasedTrainLoop'"
                 ', ...) (see docs/reliability.md).')
+        _, world_size = get_dist_info()
+        from .safe_checkpoint_hook import SafeCheckpointHook
+        if world_size > 1 and not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
+            warnings.warn(
+                f'ExactResumeHook: with {world_size} processes the RNG states of every rank are '
+                "gathered by SafeCheckpointHook; with this checkpoint hook only rank 0's are "
+                'saved and a resume restores none. Use default_hooks=dict(checkpoint=dict('
+                "type='SafeCheckpointHook', ...)).")
 
     # ------------------------------------------------------ validation is neutral
     def before_val(self, runner) -> None:
@@ -86,7 +104,9 @@ class ExactResumeHook(Hook):
 
     # -------------------------------------------------------------- checkpoint
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        rng = self._latest if self._latest is not None else [capture_rng_state()]
+        rng, self._prepared = self._prepared, None
+        if rng is None:  # a save SafeCheckpointHook did not announce: this rank's state only
+            rng = [self._current()]
         loop = runner.train_loop
         checkpoint[CHECKPOINT_KEY] = dict(
             rng=rng,

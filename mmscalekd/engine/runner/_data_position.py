@@ -1,6 +1,7 @@
 """Helpers shared by the resumable train loops: find the hook, reopen an epoch part-way."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Iterator, Optional
 
 from torch.utils.data import DataLoader
@@ -8,15 +9,34 @@ from torch.utils.data import DataLoader
 from .resume_state import restore_rng_state
 
 
-def resume_hook(runner):
-    """The runner's :class:`ExactResumeHook`, registered now if the config has none."""
+def resume_hook(runner, loop_name: str):
+    """The runner's :class:`ExactResumeHook`, or None (with a warning) if the config has none.
+
+    The hook is never registered behind the user's back: without it a resumed loop still
+    continues at the data position of the checkpoint (from its iteration count), but the
+    RNG states start from the seed.
+    """
     from ..hooks.exact_resume_hook import ExactResumeHook
     for hook in runner.hooks:
         if isinstance(hook, ExactResumeHook):
             return hook
-    hook = ExactResumeHook()
-    runner.register_hook(hook)
-    return hook
+    warnings.warn(
+        f'{loop_name}: the config lists no ExactResumeHook, so a resume continues at the '
+        'data position of the checkpoint but without its RNG states (augmentation, drop '
+        "path). Add custom_hooks=[dict(type='ExactResumeHook')] for an exact resume "
+        '(docs/reliability.md).')
+    return None
+
+
+def resume_state(hook, positioned: bool, current_iter: int,
+                 batches_per_epoch: int) -> Optional[Dict[str, Any]]:
+    """Where a resumed loop continues: the hook's state (data position and RNG states), or
+    without a hook the position alone, once (``positioned``: already done)."""
+    if hook is not None:
+        return hook.pop_resume_state(current_iter, batches_per_epoch)
+    if positioned or current_iter == 0:
+        return None
+    return dict(iter=current_iter, rng=None)
 
 
 def sampler_of(dataloader: DataLoader) -> Any:

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from mmscalekd.registry import LOOPS
 
-from ._data_position import open_epoch, resume_hook
+from ._data_position import open_epoch, resume_hook, resume_state
 
 
 @LOOPS.register_module()
@@ -21,7 +21,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     twice and the random state differs. This loop skips the batches of the
     current epoch that were already trained on (cheaply with
     :class:`ResumableSampler`) and restores the RNG states saved by
-    :class:`ExactResumeHook` (registered automatically), so the resumed run is
+    :class:`ExactResumeHook` (list it in ``custom_hooks``; without it only the data
+    position is restored), so the resumed run is
     bitwise the uninterrupted one on CPU with deterministic settings (see
     ``docs/reliability.md``). Batch indices passed to hooks continue from the
     skipped position.
@@ -43,14 +44,16 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_epochs, val_begin=val_begin,
                          val_interval=val_interval, dynamic_intervals=dynamic_intervals)
-        self._resume_hook = resume_hook(runner)
+        self._resume_hook = resume_hook(runner, type(self).__name__)
+        self._positioned = False  # the data position of a resume is applied once
 
     def run_epoch(self) -> None:
         """Iterate one epoch, or the rest of it right after a resume."""
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
         num_batches = len(self.dataloader)
-        state = self._resume_hook.pop_resume_state(self._iter, num_batches)
+        state = resume_state(self._resume_hook, self._positioned, self._iter, num_batches)
+        self._positioned = True
         skip, rng = 0, None
         if state is not None:
             skip = self._iter - self._epoch * num_batches

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from mmscalekd.registry import LOOPS
 
-from ._data_position import open_epoch, resume_hook, sampler_of
+from ._data_position import open_epoch, resume_hook, resume_state, sampler_of
 
 
 class _ContinuedDataloaderIterator(_InfiniteDataloaderIterator):
@@ -33,7 +33,8 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     data epoch and position from the iteration count, starts the sampler there
     (:class:`ResumableSampler`, else it loads and discards only the current
     epoch's consumed batches), and restores the RNG states saved by
-    :class:`ExactResumeHook` (registered automatically).
+    :class:`ExactResumeHook` (list it in ``custom_hooks``; without it the loop
+    continues at the same data position, without the RNG states).
 
     Args: as :class:`mmengine.runner.IterBasedTrainLoop`.
     """
@@ -45,11 +46,13 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_iters, val_begin=val_begin,
                          val_interval=val_interval, dynamic_intervals=dynamic_intervals)
-        self._resume_hook = resume_hook(runner)
+        self._resume_hook = resume_hook(runner, type(self).__name__)
+        self._positioned = False  # the data position of a resume is applied once
 
     def _reposition(self) -> None:
         num_batches = len(self.dataloader)
-        state = self._resume_hook.pop_resume_state(self._iter, num_batches)
+        state = resume_state(self._resume_hook, self._positioned, self._iter, num_batches)
+        self._positioned = True
         if state is None:
             if self._iter > 0:  # a checkpoint without our state: MMEngine's way
                 print_log(f'Advance dataloader {self._iter} steps (checkpoint without '

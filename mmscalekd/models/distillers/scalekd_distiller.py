@@ -21,8 +21,13 @@ from mmscalekd.teacher_cache.replay import CachedTeacherTargets
 from ..teachers import BaseTeacher, TPPTeacher, student_input_convention
 from ..teachers.base_teacher import TeacherTargets
 from .distill_stage import TEACHER_SPACES, DistillStage, derive_geometry, parse_stages
+from .teacher_record import check_teacher, teacher_record
 
 _VIEWS = ('spatial', 'freq')
+#: ``torch.profiler.record_function`` ranges of one :meth:`ScaleKDDistiller.loss` call, in
+#: order; ``tools/analysis_tools/benchmark_distill.py`` reads them back from the real step.
+PROFILE_RANGES = ('scalekd/student', 'scalekd/label_loss', 'scalekd/teacher_targets',
+                  'scalekd/tpp', 'scalekd/projectors', 'scalekd/dfm_loss', 'scalekd/logit_kd')
 _DEFAULT_LABEL_LOSS_WEIGHT = 0.5
 # Errors of one stage's computation that are re-raised naming the stage (same class).
 _STAGE_ERRORS = (ValueError, TypeError, IndexError, RuntimeError)
@@ -144,7 +149,19 @@ class ScaleKDDistiller(BaseModel):
         init_cfg (dict, optional): Defaults to None.
 
     Loss keys: ``student.<head keys>`` (e.g. ``student.loss``), ``distill.loss_kd``
-    and ``distill.loss_<stage>_<view>``.
+    and ``distill.loss_<stage>_<view>``. Each part of :meth:`loss` runs inside a
+    ``torch.profiler.record_function`` range named in :data:`PROFILE_RANGES`.
+
+    Checkpoints: when the teacher reloads its weights at build (a ``checkpoint``,
+    timm's ``pretrained``, an ``init_cfg`` Pretrained), ``state_dict()`` leaves
+    ``teacher.*`` out and loading such a state dict keeps the built teacher.
+    :meth:`checkpoint_meta` gives the teacher record (type, checkpoint, sha256 of
+    the file) that
+    ``SafeCheckpointHook`` writes to ``meta['teacher']``, and
+    :meth:`check_checkpoint_meta`, which it calls before a checkpoint is loaded,
+    raises :class:`TeacherMismatchError` for another teacher
+    (``docs/reliability.md``). A teacher without a weight source (random, for
+    tests) stays in the state dict.
     """
 
     def __init__(self,
@@ -245,6 +262,8 @@ class ScaleKDDistiller(BaseModel):
         if self.stages:
             print_log(self.describe_stages(), logger='current', level=logging.INFO)
         self._labels_ignored_reported = False  # label_free: say once if labels are ignored
+        self.register_state_dict_post_hook(_drop_reloaded_teacher)
+        self.register_load_state_dict_pre_hook(_fill_reloaded_teacher)
         self.train()
 
     # ----------------------------------------------------------------- build
@@ -404,6 +423,33 @@ class ScaleKDDistiller(BaseModel):
         return '\n'.join(lines)
 
     # ----------------------------------------------------------------- modes
+    # ------------------------------------------------- checkpoints without the teacher
+    def teacher_reloaded(self) -> bool:
+        """Whether the teacher's weights come back at build (its ``weights_source``: a
+        checkpoint, timm pretrained weights, an ``init_cfg`` Pretrained), so that
+        ``state_dict()`` leaves ``teacher.*`` out."""
+        return self.teacher is not None and bool(
+            getattr(self.teacher, 'weights_source', getattr(self.teacher, 'checkpoint', None)))
+
+    def checkpoint_meta(self) -> dict:
+        """``meta`` entries for a checkpoint (``SafeCheckpointHook``): the teacher record
+        (:func:`teacher_record`: type, checkpoint, sha256 of the file); none without a
+        teacher (a teacher cache replaces it)."""
+        return {} if self.teacher is None else dict(teacher=teacher_record(self.teacher))
+
+    def check_checkpoint_meta(self, meta: dict) -> None:
+        """Check that a checkpoint about to be loaded was trained with the teacher built now
+        (``SafeCheckpointHook.after_load_checkpoint``; a meta without a record passes).
+
+        Raises:
+            TeacherMismatchError: Another teacher architecture, weight source or file.
+        """
+        if self.teacher is None:
+            return
+        warning = check_teacher((meta or {}).get('teacher'), teacher_record(self.teacher))
+        if warning:
+            print_log(f'ScaleKDDistiller: {warning}', logger='current', level=logging.WARNING)
+
     def train(self, mode: bool = True) -> 'ScaleKDDistiller':
         """Train the student and connectors; the teacher decides its own mode (eval unless
         built with ``train_mode=True``; its parameters stay frozen either way)."""
@@ -587,20 +633,27 @@ class ScaleKDDistiller(BaseModel):
             self._labeled_indices(data_samples)  # fail before any compute
         elif not self._labels_ignored_reported and data_samples:
             self._report_ignored_labels(data_samples)
+        # One torch.profiler range per part (PROFILE_RANGES); free when no profiler runs.
+        rf = torch.profiler.record_function
         student = self.student
-        feats = student.extract_feat(inputs, stage='backbone')
-        if isinstance(feats, Tensor):
-            feats = (feats, )
-        neck_out = student.neck(feats) if getattr(student, 'neck', None) is not None else feats
-        logits = student.head(neck_out)
+        with rf('scalekd/student'):
+            feats = student.extract_feat(inputs, stage='backbone')
+            if isinstance(feats, Tensor):
+                feats = (feats, )
+            neck_out = (student.neck(feats) if getattr(student, 'neck', None) is not None
+                        else feats)
+            logits = student.head(neck_out)
 
         losses: Dict[str, Tensor] = {}
         if not self.label_free:
-            losses.update(self._label_losses(logits, data_samples))
+            with rf('scalekd/label_loss'):
+                losses.update(self._label_losses(logits, data_samples))
 
         if self.teacher_cache is not None:
-            return self._cached_logit_loss(inputs, logits, data_samples, losses)
-        targets = self._teacher_targets(inputs)
+            with rf('scalekd/logit_kd'):
+                return self._cached_logit_loss(inputs, logits, data_samples, losses)
+        with rf('scalekd/teacher_targets'):
+            targets = self._teacher_targets(inputs)
         target = targets.feature
 
         queries: Dict[Tuple[str, str], Tensor] = {}
@@ -609,12 +662,15 @@ class ScaleKDDistiller(BaseModel):
             x = feats[stage.student_index]
             try:
                 if stage.tpp:
-                    preds = self._tpp_views(stage, x)
+                    with rf('scalekd/tpp'):
+                        preds = self._tpp_views(stage, x)
                     queries.update({(name, view): z for view, z in preds.items()})
                 else:
-                    preds = self._project_views(stage, x, queries)
-                stage_losses = self.distill_losses[name](preds.get('spatial'),
-                                                         preds.get('freq'), target)
+                    with rf('scalekd/projectors'):
+                        preds = self._project_views(stage, x, queries)
+                with rf('scalekd/dfm_loss'):
+                    stage_losses = self.distill_losses[name](preds.get('spatial'),
+                                                             preds.get('freq'), target)
             except _STAGE_ERRORS as err:
                 if _OOM_ERRORS and isinstance(err, _OOM_ERRORS):
                     raise
@@ -623,7 +679,8 @@ class ScaleKDDistiller(BaseModel):
                 losses[f'distill.loss_{name}_{view}'] = value
 
         if self.logit_loss is not None:
-            losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
+            with rf('scalekd/logit_kd'):
+                losses['distill.loss_kd'] = self.logit_loss(logits, targets.logits)
         return losses
 
     def _cached_logit_loss(self, inputs: Tensor, logits: Tensor, data_samples: list,
@@ -635,3 +692,28 @@ class ScaleKDDistiller(BaseModel):
             losses.update(self.teacher_cache.deviation(teacher_logits, live))
         losses['distill.loss_kd'] = self.logit_loss(logits, teacher_logits)
         return losses
+
+def _drop_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
+                           local_metadata: dict) -> None:
+    """State-dict post-hook: leave ``teacher.*`` out when the teacher reloads its weights."""
+    if not module.teacher_reloaded():
+        return
+    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        for key in [k for k in metadata
+                    if k == prefix + 'teacher' or k.startswith(prefix + 'teacher.')]:
+            del metadata[key]
+
+
+def _fill_reloaded_teacher(module: ScaleKDDistiller, state_dict: dict, prefix: str,
+                           local_metadata: dict, strict: bool, missing_keys: list,
+                           unexpected_keys: list, error_msgs: list) -> None:
+    """Load pre-hook: a state dict without ``teacher.*`` keeps the teacher built from its own
+    weights (filled in, so nothing is reported missing); one with them loads as before."""
+    if module.teacher is not None and not any(k.startswith(prefix + 'teacher.')
+                                              for k in state_dict):
+        for key, value in module.teacher.state_dict(prefix=prefix + 'teacher.',
+                                                    keep_vars=True).items():
+            state_dict[key] = value

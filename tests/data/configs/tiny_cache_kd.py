@@ -65,7 +65,7 @@ train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=2)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=3),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=3),
 )
 custom_hooks = [dict(type='TeacherCacheHook')]
 log_processor = dict(window_size=1)

@@ -57,7 +57,7 @@ test_cfg = dict()
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=1),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=1),
 )
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0)

@@ -50,7 +50,7 @@ test_cfg = dict()
 default_hooks = dict(
     # Validation metrics are logged at their iteration (the default logs them by epoch).
     logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3),
 )
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0)

@@ -65,9 +65,10 @@ train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=2)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=2),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=3, max_keep_ckpts=2),
 )
-custom_hooks = [dict(type='EMAHook', momentum=0.1), dict(type='SigkillAtIterHook')]
+custom_hooks = [dict(type='EMAHook', momentum=0.1), dict(type='ExactResumeHook'),
+                dict(type='SigkillAtIterHook')]
 log_processor = dict(window_size=1)
 randomness = dict(seed=0, deterministic=True)
 log_level = 'WARNING'
