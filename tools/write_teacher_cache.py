@@ -25,7 +25,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
-import mmscalekd  # noqa: F401  (compat fixes, in every torchrun worker, before mmpretrain)
 # isort: on
 import argparse
 import os

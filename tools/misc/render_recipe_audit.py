@@ -43,7 +43,6 @@ def main(argv: List[str] | None = None) -> int:
     if args.check_configs:
         from mmengine.config import Config
 
-        import mmscalekd  # noqa: F401  (compat fixes before mmpretrain imports)
         cfg_dir = osp.join(osp.dirname(osp.abspath(args.table)))
         for name in table.configs:
             path = osp.join(cfg_dir, name)

@@ -23,7 +23,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.dirname(_osp.abspath(__file__)))))
-import mmscalekd  # noqa: F401,E402  (compat fixes before torchvision/mmpretrain)
 # isort: on
 import argparse  # noqa: E402
 import os.path as osp
