@@ -95,7 +95,8 @@ PEAK_BF16_TFLOPS = {
     'NVIDIA A100 80GB PCIe': 312.0,
     'NVIDIA A100-PCIE-40GB': 312.0,
 }
-#: A first compiled visit is assumed to take this long when --time-budget is checked.
+#: A compiled setting's first warm-up visit is assumed to take this long (later ones, which
+#: recompile for the new batch size, half of it) when --time-budget is checked.
 COMPILE_ESTIMATE_S = 90.0
 
 
@@ -788,10 +789,9 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
     def over_budget(name: str, batch: int, what: str) -> bool:
         if args.time_budget is None:
             return False
-        if name in last_visit:
-            estimate = last_visit[name] * batch
-        else:
-            estimate = COMPILE_ESTIMATE_S if SETTINGS[name]['compile'] else 0.0
+        estimate = last_visit.get(name, 0.0) * batch
+        if SETTINGS[name]['compile'] and what == 'warmup':  # (re)compiles at a new batch size
+            estimate += COMPILE_ESTIMATE_S if sw.compiled is None else COMPILE_ESTIMATE_S / 2
         if time.monotonic() - start + estimate <= args.time_budget:
             return False
         out['skipped'].append(f'B={batch} {name} {what}: time budget ({args.time_budget:g} s)')
@@ -963,9 +963,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
         texts = {'--out': json.dumps(partial, indent=2), '--md-out': sweep_markdown(partial)}
         for flag, path in outputs:
             atomic_write_text(path, texts[flag], force=True, what=flag)
-        print(sweep_markdown(partial).splitlines()[-1], flush=True)
 
-    out = sweep(args, on_batch_done=write)
+    def progress(partial: dict) -> None:
+        write(partial)
+        batch = partial['batches'][-1]['batch_size']
+        print(f'benchmark_distill: batch {batch} done at {time.monotonic() - started:.0f} s',
+              flush=True)
+
+    started = time.monotonic()
+    out = sweep(args, on_batch_done=progress)
     write(out)
     print(sweep_markdown(out))
     return out

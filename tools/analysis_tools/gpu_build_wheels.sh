@@ -24,7 +24,8 @@ LIMIT_MIB=${LIMIT_MIB:-48}
 WHEELS=(
   mmengine==0.10.7 mmpretrain==1.2.0 timm==1.0.31
   addict==2.4.0 yapf==0.43.0 platformdirs==4.14.9 termcolor==3.3.0
-  mat4py==0.6.0 modelindex==0.0.2 ordered-set==4.1.0 importlib-metadata==10.2.0
+  mat4py==0.6.0 modelindex==0.0.2 model-index==0.1.11 ordered-set==4.1.0
+  importlib-metadata==10.2.0 lazy-importer==0.1.0
 )
 if ! "$PY" -c 'import pkg_resources' 2>/dev/null; then
   echo "gpu_build_wheels: $PY has no pkg_resources (setuptools >= 81), which mmcv 2.1.0's" \
