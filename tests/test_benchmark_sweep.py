@@ -201,3 +201,37 @@ def test_flops_only_counts_without_timing(tool):
     assert f['total'] == f['forward'] + f['backward'] > 0
     assert set(f['forward_by_part']) >= {'student', 'teacher', 'connectors'}
     assert sum(f['forward_by_part'].values()) == f['forward']
+
+
+def test_a_compile_that_fails_at_its_first_step_drops_the_setting(tool, monkeypatch):
+    def lazily_broken(self, *args, **kwargs):  # Module.compile() succeeds, the first call fails
+        def fail(*a, **k):
+            raise RuntimeError('backend failed at the first call')
+        self._compiled_call_impl = fail
+
+    monkeypatch.setattr(torch.nn.Module, 'compile', lazily_broken)
+    with pytest.warns(UserWarning, match='backend failed at the first call'):
+        out = tool.sweep(tool.parse_args([TINY, '--batch-sizes', '2', '--iters', '1',
+                                          '--repeats', '2',
+                                          '--settings', 'bf16_on_compile,fp32_off']))
+    entry = out['batches'][0]
+    assert 'RuntimeError: backend failed' in entry['settings']['bf16_on_compile']['compile_error']
+    assert entry['settings']['bf16_on_compile']['times_s'] == []
+    assert entry['visits'] == ['warmup:fp32_off', 'fp32_off', 'fp32_off']
+    assert len(entry['settings']['fp32_off']['times_s']) == 2  # eager again after the failure
+
+
+def test_channels_last_setting_moves_params_and_optimizer_state(tool):
+    tool.register_all_modules(init_default_scope=True)
+    sw = tool._Sweep(tool.parse_args([TINY, '--batch-sizes', '2']))
+    x, samples = tool.make_inputs(sw.model, 2, (64, 64), 0, torch.device('cpu'))
+    sw.step('fp32_off', x, samples)()  # creates the momentum buffers (contiguous)
+    convs = [p for p in sw.model.parameters() if p.dim() == 4 and p.requires_grad]
+    state = sw.plain_wrapper.optimizer.state
+    assert convs and all('momentum_buffer' in state[p] for p in convs)
+    for name, fmt in (('bf16_on_cl', torch.channels_last), ('fp32_off', torch.contiguous_format)):
+        sw.apply(name)
+        assert all(p.is_contiguous(memory_format=fmt) for p in convs), name
+        assert all(state[p]['momentum_buffer'].is_contiguous(memory_format=fmt)
+                   for p in convs), name
+        assert sw.model.batch_tpp_views == ('auto' if name == 'bf16_on_cl' else False)

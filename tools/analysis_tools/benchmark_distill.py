@@ -23,6 +23,16 @@ under the profiler, for ``teacher_targets / plain``. ``--ab-options`` alternates
 ``batch_tpp_views`` and ``inference_mode_targets`` on and off step by step and reads the
 ``scalekd/tpp`` and ``scalekd/teacher_targets`` ranges of each step.
 
+FLOPs: one more step (fp32, eager) under ``torch.utils.flop_counter.FlopCounterMode`` gives the
+model FLOPs per step (forward, backward, forward by part) and, with a peak (``--peak-tflops``
+or ``PEAK_BF16_TFLOPS`` for a known CUDA device), the MFU; ``--no-flops`` skips it.
+
+Sweep (``--batch-sizes 32,64,128,256``): every ``--settings`` (fp32 with the step options off,
+bf16 AMP with them on, + channels-last, + torch.compile) at every batch size on one model,
+visited A B C D A B C D ..., with FLOPs, MFU, peak CUDA memory, OOMs recorded and skipped,
+``--time-budget``; JSON and a markdown table rewritten atomically after each batch size
+(docs/benchmark.md, "FLOPs, MFU and the batch-size sweep").
+
 The teacher checkpoint is dropped (random weights time the same; no download) unless
 ``--keep-teacher-checkpoint``; SyncBN is reverted to BN (one process).
 
@@ -30,6 +40,8 @@ Examples:
     python tools/analysis_tools/benchmark_distill.py \\
         configs/scalekd/scalekd_swin-l_resnet50_8xb32_100e_in1k.py --batch-size 4 --out b.json
     python tools/analysis_tools/benchmark_distill.py CONFIG --device cuda --amp --channels-last
+    python tools/analysis_tools/benchmark_distill.py CONFIG --device cuda \\
+        --batch-sizes 32,64,128,256 --out sweep.json   # + sweep.md
 """
 import os.path as osp
 import sys
@@ -718,8 +730,14 @@ class _Sweep:
         setting, model = SETTINGS[name], self.model
         for key, value in self.flags(name).items():
             setattr(model, key, value)
-        model.to(memory_format=torch.channels_last if setting['channels_last']
-                 else torch.contiguous_format)
+        fmt = torch.channels_last if setting['channels_last'] else torch.contiguous_format
+        model.to(memory_format=fmt)
+        # The optimizer's 4-d state (momentum, Adam moments) in the parameters' layout, so the
+        # fused multi-tensor update is not replaced by a slower per-tensor one.
+        for state in self.plain_wrapper.optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() == 4:
+                    state[key] = value.contiguous(memory_format=fmt)
         targets = [model.student.backbone] + list(model.connectors.values())
         if setting['compile'] and self.compiled is None:
             ok, self.compile_error = try_compile(model)
@@ -852,11 +870,18 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
                 step = None
                 sw.plain_wrapper.zero_grad()
                 _free_memory(device)
-            except _CompileFailed as err:
-                rec['compile_error'] = str(err)
+            except Exception as err:  # noqa: BLE001
+                if not SETTINGS[name]['compile']:
+                    raise
+                # Compiling fails at Module.compile() or, lazily, in the first compiled step.
+                rec['compile_error'] = (str(err) if isinstance(err, _CompileFailed)
+                                        else f'{type(err).__name__}: {err}'[:500])
                 alive.remove(name)
-                warnings.warn(f'{name}: torch.compile is not usable here ({err}); setting '
-                              'left out')
+                sw.plain_wrapper.zero_grad()
+                for m in [model.student.backbone] + list(model.connectors.values()):
+                    m._compiled_call_impl = None
+                warnings.warn(f'{name}: torch.compile is not usable here '
+                              f'({rec["compile_error"]}); setting left out')
         for name, rec in entry['settings'].items():
             rec.update(_summary(rec['times_s'], batch, flops, peak_tflops))
         if on_batch_done:
