@@ -35,7 +35,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 elapsed() { echo $(( $(date +%s) - START )); }
 
-# The three pairs: name, config, planned seconds, settings.
+# The three pairs: name, config, planned seconds, settings, timed visits per setting.
 NAMES=(swin-l_r50 beit-l14_vit-b14 clip-l14_r50)
 CONFIGS=(configs/scalekd/scalekd_swin-l_resnet50_8xb32_100e_in1k.py
          configs/scalekd/scalekd_beit-l14_vit-b14_32xb32_300e_in1k.py
@@ -45,15 +45,17 @@ PROFILE_S=30
 ALL=fp32_off,bf16_on,bf16_on_cl,bf16_on_compile
 NO_COMPILE=fp32_off,bf16_on,bf16_on_cl  # compiling costs a minute or more per model
 SETTINGS=($ALL $NO_COMPILE $NO_COMPILE)
+REPEATS=(3 2 2)
 if [ "$DRY" = 1 ]; then
   # CPU: bf16 is emulated on CPUs without bf16 instructions (minutes per step at these sizes)
   # and compiling takes CPU-minutes, so the dry run times fp32 only: it checks the install,
   # the configs, the FLOP count, the sweep and the files.
-  DEVICE=cpu; SIZES=2; ITERS=1; REPEATS=1; WARMUP=0
-  SETTINGS=(fp32_off fp32_off fp32_off)
+  DEVICE=cpu; SIZES=2; ITERS=1; WARMUP=0
+  SETTINGS=(fp32_off fp32_off fp32_off); REPEATS=(1 1 1)
   PROFILE_ARGS=(--batch-size 2 --iters 1 --warmup 0 --no-flops)
 else
-  DEVICE=cuda; SIZES=32,64,128,256; ITERS=2; REPEATS=3; WARMUP=1
+  # 128 first: the batch size of the goal, measured even if the budget runs short.
+  DEVICE=cuda; SIZES=128,32,64,256; ITERS=2; WARMUP=1
   PROFILE_ARGS=(--batch-size 128 --iters 3 --warmup 2 --amp --no-flops)
 fi
 
@@ -113,7 +115,7 @@ for i in "${!NAMES[@]}"; do
   # keeps its finished rows.
   timeout $((give + 60)) "$PY" tools/analysis_tools/benchmark_distill.py "${CONFIGS[$i]}" \
     --device "$DEVICE" --batch-sizes "$SIZES" --settings "${SETTINGS[$i]}" \
-    --iters "$ITERS" --repeats "$REPEATS" --warmup "$WARMUP" --time-budget "$((give - 10))" \
+    --iters "$ITERS" --repeats "${REPEATS[$i]}" --warmup "$WARMUP" --time-budget "$((give - 10))" \
     --out "$OUT/$name.json" --md-out "$MD_DIR/$name.md" --force
   echo "== $name: exit $? at $(elapsed) s"
   printf '\n## %s\n\n' "$name" >> "$SUMMARY"
