@@ -204,21 +204,50 @@ def test_flops_only_counts_without_timing(tool):
 
 
 def test_a_compile_that_fails_at_its_first_step_drops_the_setting(tool, monkeypatch):
+    calls = []
+
     def lazily_broken(self, *args, **kwargs):  # Module.compile() succeeds, the first call fails
         def fail(*a, **k):
+            calls.append(1)
             raise RuntimeError('backend failed at the first call')
         self._compiled_call_impl = fail
 
     monkeypatch.setattr(torch.nn.Module, 'compile', lazily_broken)
     with pytest.warns(UserWarning, match='backend failed at the first call'):
-        out = tool.sweep(tool.parse_args([TINY, '--batch-sizes', '2', '--iters', '1',
+        out = tool.sweep(tool.parse_args([TINY, '--batch-sizes', '2,4', '--iters', '1',
                                           '--repeats', '2',
                                           '--settings', 'bf16_on_compile,fp32_off']))
-    entry = out['batches'][0]
-    assert 'RuntimeError: backend failed' in entry['settings']['bf16_on_compile']['compile_error']
-    assert entry['settings']['bf16_on_compile']['times_s'] == []
-    assert entry['visits'] == ['warmup:fp32_off', 'fp32_off', 'fp32_off']
-    assert len(entry['settings']['fp32_off']['times_s']) == 2  # eager again after the failure
+    first, second = out['batches']
+    assert 'RuntimeError: backend failed' in first['settings']['bf16_on_compile']['compile_error']
+    for entry in (first, second):
+        assert entry['settings']['bf16_on_compile']['times_s'] == []
+        assert entry['visits'] == ['warmup:fp32_off', 'fp32_off', 'fp32_off']
+        assert len(entry['settings']['fp32_off']['times_s']) == 2  # eager after the failure
+    # Not compiled again at the next batch size: one failing call in all.
+    assert len(calls) == 1
+    assert second['settings']['bf16_on_compile']['compile_error'].startswith(
+        '(at an earlier batch size) RuntimeError')
+
+
+def test_a_setting_that_fails_is_recorded_and_the_others_go_on(tool, monkeypatch):
+    import contextlib
+    real_make_step = tool.make_step
+
+    def make_step(model, optim_wrapper, x, samples, autocast, *args, **kwargs):
+        if autocast is not contextlib.nullcontext:  # the CPU bf16 settings
+            raise ValueError('a bf16 kernel | is missing')
+        return real_make_step(model, optim_wrapper, x, samples, autocast, *args, **kwargs)
+
+    monkeypatch.setattr(tool, 'make_step', make_step)
+    with pytest.warns(UserWarning, match='bf16_on failed at batch 2'):
+        out = tool.sweep(tool.parse_args([TINY, '--batch-sizes', '2,3', '--iters', '1',
+                                          '--repeats', '1', '--settings', 'bf16_on,fp32_off']))
+    first, second = out['batches']
+    assert first['settings']['bf16_on']['error'] == 'ValueError: a bf16 kernel | is missing'
+    assert second['settings']['bf16_on']['error'].startswith('(at an earlier batch size)')
+    assert second['visits'] == ['warmup:fp32_off', 'fp32_off']
+    table = tool.sweep_markdown(out)
+    assert '| 2 | bf16_on | - |' in table and 'kernel / is missing' in table
 
 
 def test_channels_last_setting_moves_params_and_optimizer_state(tool):

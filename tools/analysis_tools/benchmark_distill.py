@@ -803,6 +803,7 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
                            teacher=_count(model.teacher.parameters())),
                batches=[], skipped=[])
     last_visit: Dict[str, float] = {}  # setting -> seconds per image of its last visit
+    dead: Dict[str, str] = {}  # setting -> its error (compile or other), for good
 
     def over_budget(name: str, batch: int, what: str) -> bool:
         if args.time_budget is None:
@@ -819,7 +820,8 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
         x, samples = make_inputs(model, batch, size, args.seed, device)
         entry = dict(batch_size=batch, flops=None, oom=False, visits=[],
                      settings={n: dict(times_s=[], oom=False, peak_allocated_mib=None,
-                                       compile_error=None) for n in args.settings})
+                                       compile_error=None, error=None)
+                               for n in args.settings})
         out['batches'].append(entry)
         # FLOPs: eager, fp32, default layout (the options change no FLOP count).
         model.to(memory_format=torch.contiguous_format)
@@ -829,6 +831,7 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
             entry['flops'] = count_step_flops(model, sw.plain_wrapper, x, samples)
         except torch.cuda.OutOfMemoryError as err:
             entry['oom'], entry['oom_error'] = True, str(err).splitlines()[0][:200]
+        if entry['oom']:  # freed outside the handler: the error's frames hold the tensors
             sw.plain_wrapper.zero_grad()
             _free_memory(device)
             if on_batch_done:
@@ -839,7 +842,11 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
                 on_batch_done(out)
             continue
         flops = entry['flops']['total']
-        alive = list(args.settings)
+        alive = [n for n in args.settings if n not in dead]
+        for name in args.settings:
+            if name in dead:  # failed at an earlier batch size: not tried again
+                key = 'compile_error' if SETTINGS[name]['compile'] else 'error'
+                entry['settings'][name][key] = f'(at an earlier batch size) {dead[name]}'
         plan = [('warmup', n) for n in args.settings] + [('timed', n) for n in
                                                           ab_order(args.settings, args.repeats)]
         for kind, name in plan:
@@ -867,21 +874,25 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
             except torch.cuda.OutOfMemoryError as err:
                 rec['oom'], rec['oom_error'] = True, str(err).splitlines()[0][:200]
                 alive.remove(name)
+            except Exception as err:  # noqa: BLE001  (a one-shot run records and goes on)
+                message = (str(err) if isinstance(err, _CompileFailed)
+                           else f'{type(err).__name__}: {err}'[:500])
+                alive.remove(name)
+                sw.plain_wrapper.zero_grad()
+                if SETTINGS[name]['compile']:
+                    # Compiling fails at Module.compile() or, lazily, in the first compiled step.
+                    rec['compile_error'] = dead[name] = message
+                    for m in [model.student.backbone] + list(model.connectors.values()):
+                        m._compiled_call_impl = None
+                    warnings.warn(f'{name}: torch.compile is not usable here ({message}); '
+                                  'setting left out')
+                else:
+                    rec['error'] = dead[name] = message
+                    warnings.warn(f'{name} failed at batch {batch} ({message}); setting left out')
+            if rec['oom']:  # freed outside the handler: the error's frames hold the tensors
                 step = None
                 sw.plain_wrapper.zero_grad()
                 _free_memory(device)
-            except Exception as err:  # noqa: BLE001
-                if not SETTINGS[name]['compile']:
-                    raise
-                # Compiling fails at Module.compile() or, lazily, in the first compiled step.
-                rec['compile_error'] = (str(err) if isinstance(err, _CompileFailed)
-                                        else f'{type(err).__name__}: {err}'[:500])
-                alive.remove(name)
-                sw.plain_wrapper.zero_grad()
-                for m in [model.student.backbone] + list(model.connectors.values()):
-                    m._compiled_call_impl = None
-                warnings.warn(f'{name}: torch.compile is not usable here '
-                              f'({rec["compile_error"]}); setting left out')
         for name, rec in entry['settings'].items():
             rec.update(_summary(rec['times_s'], batch, flops, peak_tflops))
         if on_batch_done:
@@ -925,8 +936,10 @@ def sweep_markdown(out: dict) -> str:
             continue
         for name, r in entry['settings'].items():
             note = ('OOM' if r['oom'] else f'compile failed: {r["compile_error"][:60]}'
-                    if r['compile_error'] else 'skipped (time budget)' if not r['times_s']
+                    if r['compile_error'] else f'failed: {r["error"][:60]}' if r['error']
+                    else 'skipped (time budget)' if not r['times_s']
                     else f'{len(r["times_s"])} steps')
+            note = note.replace('|', '/').replace('\n', ' ')
             if r['median_s'] is None:
                 lines.append(f'| {entry["batch_size"]} | {name} | - | - | - | {gflop} | - | '
                              f'- | {note} |')
