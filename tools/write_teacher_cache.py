@@ -41,7 +41,13 @@ from mmscalekd.teacher_cache.writer import (
     write_teacher_cache,
 )
 from mmscalekd.utils import register_all_modules
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+from mmscalekd.utils.launch import (
+    LAUNCHERS,
+    LaunchError,
+    check_launch_env,
+    init_cpu_distributed,
+    shutdown_distributed,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -149,6 +155,7 @@ def main(argv: Optional[List[str]] = None) -> None:
               f'this process wrote {result.samples_written} samples in {result.seconds:.1f} s '
               f'({result.samples_per_second:.1f} samples/s), kept {result.shards_skipped} '
               'shard(s) already written')
+    shutdown_distributed(args.launcher)
 
 
 if __name__ == '__main__':

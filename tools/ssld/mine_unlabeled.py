@@ -41,7 +41,7 @@ from mmscalekd.ssld.mining import (
     init_distributed,
     mine,
 )
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError
+from mmscalekd.utils.launch import LAUNCHERS, LaunchError, shutdown_distributed
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -121,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         summary = mine(scorer, options, dist)
     except MiningStateError as err:
         sys.exit(f'tools/ssld/mine_unlabeled.py: error: {err}')
+    shutdown_distributed(args.launcher)
     return summary
 
 
