@@ -8,7 +8,6 @@ import os.path as osp
 import pytest
 from mmengine.config import Config  # noqa: E402
 
-import mmscalekd  # noqa: F401  (compat fixes first)
 from mmscalekd.utils import register_all_modules  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""End-to-end: distil -> extract -> evaluate (issue 4) -> detector / segmentor (issue 7).
+"""End-to-end: distil -> extract -> evaluate -> detector / segmentor.
 
 One tiny ScaleKD distillation (a random-init 4-stage Swin teaching a ResNet-18-D layout with 8
 base channels, 64 px, 16 generated images) is trained once per module by ``tools/train.py`` in a
@@ -144,7 +144,7 @@ def _build_with_preprocessor(cfg_path: Path, options: Dict[str, str]) -> torch.n
     return MODELS.build(model_cfg)
 
 
-# ----------------------------------------------------------------- issue 4
+# ------------------------------------------------- distil, extract, evaluate the student
 def test_distillation_run_logged_all_losses(distilled: SimpleNamespace) -> None:
     losses = [r for r in distilled.scalars if 'loss' in r]
     assert [r['step'] for r in losses] == [1, 2, 3]
@@ -227,7 +227,7 @@ def test_test_tool_scores_distiller_and_student_alike(distilled: SimpleNamespace
     assert m_student['accuracy/top1'] == pytest.approx(100 * correct / NUM_IMAGES)
 
 
-# ----------------------------------------------------------------- issue 7
+# ------------------------------------------- the student as a detector / segmentor backbone
 def _backbone_weights(path: Path) -> Dict[str, torch.Tensor]:
     state = safe_torch_load(path)['state_dict']
     assert state and all(k.startswith('backbone.') for k in state)

@@ -8,8 +8,6 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-import mmscalekd  # noqa: F401  (compat fixes first)
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TWINS = sorted(glob.glob(osp.join(ROOT, 'configs', 'kd', 'kd_*.py')))
 # The 11 pairs of paper Table 3 (advanced strategy, 300 epochs).

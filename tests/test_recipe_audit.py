@@ -10,7 +10,6 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-import mmscalekd  # noqa: F401  (compat fixes first)
 from mmscalekd.utils.recipe_audit import (
     MISSING,
     VERDICTS,

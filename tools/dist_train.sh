@@ -4,10 +4,8 @@
 # Multi-node: run it on every node with NNODES, NODE_RANK, MASTER_ADDR and PORT set.
 # Without GPUs the processes use gloo on CPU (tools/train.py adapts the config).
 set -euo pipefail
-if [ $# -lt 2 ]; then
-  echo "usage: NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 $0 CONFIG GPUS [args]" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/_launch_checks.sh"
+launch_usage 2 $# "NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 $0 CONFIG GPUS [args]"
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -15,28 +13,9 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PORT=${PORT:-29500}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python; fi
-fi
-
-if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
-  echo "$0: GPUS must be the number of processes per node (a positive integer), got '$GPUS'" >&2
-  exit 2
-fi
-if ! [[ "$PORT" =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
-  echo "$0: PORT must be a TCP port number (1-65535), got '$PORT'" >&2
-  exit 2
-fi
-# The rendezvous store listens on PORT on node 0: a busy port fails here, with the way out,
-# instead of deep inside torch.distributed.
-if [ "$NODE_RANK" = 0 ] && ! "$PYTHON" -c 'import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("", int(sys.argv[1])))' "$PORT" 2>/dev/null; then
-  echo "$0: port $PORT is in use (another job on this node?); choose a free one, e.g." \
-    "PORT=$((PORT + 1)) bash $0 $*" >&2
-  exit 1
-fi
+launch_python "$ROOT"
+launch_check_gpus "$GPUS"
+launch_check_port "$PORT" "$NODE_RANK" "$@"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m torch.distributed.run \
   --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \

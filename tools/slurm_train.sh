@@ -4,10 +4,8 @@
 # GPUS (total tasks, default 8), GPUS_PER_NODE (default 8; 0 = CPU nodes, no --gres, gloo),
 # CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun options, e.g. "--quotatype=auto").
 set -euo pipefail
-if [ $# -lt 4 ]; then
-  echo "usage: GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG WORK_DIR [args]" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/_launch_checks.sh"
+launch_usage 4 $# "GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG WORK_DIR [args]"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
@@ -17,13 +15,8 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python; fi
-fi
-GRES=()
-if [ "$GPUS_PER_NODE" -gt 0 ]; then
-  GRES=(--gres="gpu:$GPUS_PER_NODE" --ntasks-per-node="$GPUS_PER_NODE")
-fi
+launch_python "$ROOT"
+launch_check_slurm
 
 # SRUN_ARGS is split on spaces on purpose (several srun options in one variable).
 # shellcheck disable=SC2086

@@ -50,6 +50,7 @@ from mmscalekd.utils.launch import (
     LaunchError,
     check_launch_env,
     init_cpu_distributed_from_cfg,
+    shutdown_distributed,
 )
 
 # What MMEngine's DumpResults and mmengine.dump accept for --out.
@@ -218,6 +219,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         with out:
             if args.out_item == 'metrics':
                 mmengine.dump(metrics, out.tmp)
+    shutdown_distributed(args.launcher)
     return metrics
 
 

@@ -38,6 +38,7 @@ from mmscalekd.utils.launch import (
     LaunchError,
     check_launch_env,
     init_cpu_distributed_from_cfg,
+    shutdown_distributed,
 )
 from mmscalekd.utils.resume_check import ResumeCheckpointError, check_runner_resume
 
@@ -186,6 +187,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         runner.train()
     except (NonFiniteLossError, TeacherMismatchError) as err:  # a clear line, exit status 1
         sys.exit(f'tools/train.py: error: {err}')
+    shutdown_distributed(args.launcher)
 
 
 if __name__ == '__main__':

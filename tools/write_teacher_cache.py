@@ -25,7 +25,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.abspath(__file__))))
-import mmscalekd  # noqa: F401  (compat fixes, in every torchrun worker, before mmpretrain)
 # isort: on
 import argparse
 import os
@@ -42,7 +41,13 @@ from mmscalekd.teacher_cache.writer import (
     write_teacher_cache,
 )
 from mmscalekd.utils import register_all_modules
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError, check_launch_env, init_cpu_distributed
+from mmscalekd.utils.launch import (
+    LAUNCHERS,
+    LaunchError,
+    check_launch_env,
+    init_cpu_distributed,
+    shutdown_distributed,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -150,6 +155,7 @@ def main(argv: Optional[List[str]] = None) -> None:
               f'this process wrote {result.samples_written} samples in {result.seconds:.1f} s '
               f'({result.samples_per_second:.1f} samples/s), kept {result.shards_skipped} '
               'shard(s) already written')
+    shutdown_distributed(args.launcher)
 
 
 if __name__ == '__main__':

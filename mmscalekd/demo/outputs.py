@@ -9,38 +9,26 @@ import re
 import shutil
 from typing import Any, Callable, List, Optional, Sequence
 
+from mmscalekd.utils.atomic_io import replace_atomically
+
 #: What a demo run leaves in its work dir (the teachers it trains live in ``teachers/``, which
 #: is kept across runs: a teacher is reused for as long as its data is unchanged).
 RUN_OUTPUTS = ('results.json', 'results.md', 'accuracy_curves.png', 'runs')
 _TMP = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
 
 
-def _tmp_path(path: str) -> str:
-    return osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.tmp-{os.getpid()}')
-
-
 def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write ``path`` through a temporary file in its folder and :func:`os.replace` it.
 
     A crash or a kill during the write leaves the previous ``path`` untouched (and at most a
-    ``.<name>.tmp-<pid>`` file, which :func:`remove_stale_temporaries` deletes).
+    ``.<name>.tmp-<pid>`` file, which :func:`remove_stale_temporaries` deletes). See
+    :func:`mmscalekd.utils.atomic_io.replace_atomically`.
 
     Args:
         path (str): Destination.
         write (Callable): Called with the open binary temporary file.
     """
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    replace_atomically(path, write)
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -58,7 +58,6 @@ def _redirect_output(path: str) -> Iterator[None]:
 def _worker(tasks: Any, events: Any, threads: int) -> None:
     import torch
     torch.set_num_threads(threads)
-    import mmscalekd  # noqa: F401  (compatibility fixes before mmpretrain)
     from mmscalekd.utils import register_all_modules
 
     from .runs import execute

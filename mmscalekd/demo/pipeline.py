@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
+from mmscalekd.utils.atomic_io import replace_atomically
+
 from .configs import (
     EVAL_COST_MS,
     METHOD_NAMES,
@@ -98,10 +100,9 @@ def ensure_data(data_root: str) -> None:
             'image set with --data-root.')
     os.makedirs(data_root, exist_ok=True)
     for name in missing:
-        with gzip.open(osp.join(DEBIAN_FMNIST, name + '.gz'), 'rb') as src, \
-                open(osp.join(data_root, name + '.tmp'), 'wb') as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(osp.join(data_root, name + '.tmp'), osp.join(data_root, name))
+        with gzip.open(osp.join(DEBIAN_FMNIST, name + '.gz'), 'rb') as src:
+            replace_atomically(osp.join(data_root, name),
+                               lambda dst, src=src: shutil.copyfileobj(src, dst))
 
 
 def _positive(name: str, value: Optional[int]) -> None:

@@ -19,13 +19,14 @@ without its sidecar is incomplete and written again.
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from mmscalekd.utils.atomic_io import replace_atomically
 
 #: Value dtypes a cache can be written in.
 VALUE_DTYPES = {'float16': np.float16, 'float32': np.float32}
@@ -123,29 +124,10 @@ def shard_file(epoch: int, part: int) -> str:
     return osp.join(f'epoch_{epoch:04d}', f'part_{part:05d}.npy')
 
 
-def _fsync_replace(tmp: str, path: str) -> None:
-    os.replace(tmp, path)
-    try:
-        fd = os.open(osp.dirname(path) or '.', os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_json_atomic(path: str, obj: dict) -> None:
     """Write JSON to ``path`` through a temporary file and a rename (never half a file)."""
-    tmp = f'{path}.tmp.{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write('\n')
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_replace(tmp, path)
+    text = json.dumps(obj, indent=1, sort_keys=True) + '\n'
+    replace_atomically(path, lambda f: f.write(text.encode('utf-8')))
 
 
 def write_shard(root: str, epoch: int, part: int, start: int, records: np.ndarray) -> dict:
@@ -165,13 +147,7 @@ def write_shard(root: str, epoch: int, part: int, start: int, records: np.ndarra
     import hashlib
     rel = shard_file(epoch, part)
     path = osp.join(root, rel)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp.{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        np.save(f, records, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_replace(tmp, path)
+    replace_atomically(path, lambda f: np.save(f, records, allow_pickle=False))
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 22), b''):

@@ -14,6 +14,12 @@ An existing output is replaced only when the caller says so (the tools' ``--forc
 otherwise :class:`OutputExistsError` names the file and the flag, before any work is done
 (:func:`check_output`) and again at the end, where the final move refuses to clobber a file
 that appeared meanwhile (a hard link, which fails when the name exists).
+
+Library writers that always replace their file (checkpoints and ``last_checkpoint``, the
+mining tool's parts and lists, the teacher cache's shards and manifests, the demo's results)
+use :func:`replace_atomically`: the same temporary file, fsync and rename, with a
+``.<name>.tmp-<pid>`` temporary that their own start-up cleanups recognise
+(:func:`pid_temporary_path`).
 """
 from __future__ import annotations
 
@@ -22,12 +28,12 @@ import os
 import os.path as osp
 import socket
 from types import TracebackType
-from typing import Any, Callable, List, Optional, Type
+from typing import IO, Any, Callable, List, Optional, Type
 
 __all__ = [
     'OutputExistsError', 'AtomicOutput', 'check_output', 'temporary_path',
     'remove_stale_temporaries', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text',
-    'atomic_dump'
+    'atomic_dump', 'pid_temporary_path', 'fsync_replace', 'replace_atomically'
 ]
 
 
@@ -143,6 +149,48 @@ def _fsync_folder(folder: str) -> None:
 def _fsync_file(path: str) -> None:
     with open(path, 'rb') as f:
         os.fsync(f.fileno())
+
+
+def pid_temporary_path(path: str) -> str:
+    """``<folder>/.<name>.tmp-<pid>``: the temporary of :func:`replace_atomically`."""
+    folder, name = osp.split(osp.abspath(str(path)))
+    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
+
+
+def fsync_replace(tmp: str, path: str) -> None:
+    """Flush the complete file ``tmp`` to disk, rename it over ``path``, fsync the folder."""
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_folder(osp.dirname(osp.abspath(path)))
+
+
+def replace_atomically(path: str, write: Callable[[IO[bytes]], Any]) -> None:
+    """Replace ``path`` by what ``write`` writes, so that it is the old or the new file.
+
+    The folder of ``path`` is created. ``write`` gets the open binary temporary file; on
+    success it is flushed, fsynced and renamed over ``path`` (:func:`fsync_replace`); if
+    anything raises, the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path (str): Local destination; a ``file://`` prefix is accepted.
+        write (Callable): Writes the content to the binary file object it is given.
+    """
+    path = str(path)
+    if path.startswith('file://'):
+        path = path[len('file://'):]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = pid_temporary_path(path)
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_folder(osp.dirname(osp.abspath(path)))
 
 
 def _move_no_clobber(tmp: str, path: str) -> None:

@@ -116,28 +116,48 @@ def load_url_checkpoint(url: str, map_location: MapLocation = None,
                         model_dir: Optional[str] = None) -> Any:
     """MMEngine ``CheckpointLoader`` scheme for http(s) URLs.
 
-    Downloads once per node (local rank 0 first, then the others from the cache)
-    and loads through :func:`safe_torch_load`.
+    Downloads once per node: local rank 0 (``mmengine.dist.get_local_rank``, i.e.
+    ``LOCAL_RANK``) fetches the file into the cache unless it is there, logging one line with
+    the URL and the target path (torch hub's progress bar only on a terminal); every rank
+    then waits at a barrier and reads the cached file through :func:`safe_torch_load`.
 
     Args:
         url (str): ``http(s)://`` address of the checkpoint.
         map_location: As in :func:`torch.load`.
         model_dir (str, optional): Download folder. Defaults to torch hub's
             ``checkpoints`` folder.
+
+    Raises:
+        FileNotFoundError: After the barrier the file is not in the cache (the download
+            of this node's local rank 0 failed; its log says why).
     """
-    from mmengine.dist import get_dist_info
+    import sys
+
+    from mmengine.dist import get_dist_info, get_local_rank
+    from mmengine.logging import print_log
     from torch.hub import download_url_to_file, get_dir
 
     model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     cached = osp.join(model_dir, osp.basename(url.split('?')[0]))
-    rank, world_size = get_dist_info()
-    if rank == 0 and not osp.isfile(cached):
-        download_url_to_file(url, cached, progress=False)
+    _, world_size = get_dist_info()
+    local_rank = get_local_rank() if world_size > 1 else 0
+    error: Optional[BaseException] = None
+    if local_rank == 0 and not osp.isfile(cached):
+        print_log(f'Downloading {url} to {cached}', logger='current')
+        try:  # torch hub writes a temporary file and moves it into place when complete
+            download_url_to_file(url, cached, progress=sys.stderr.isatty())
+        except Exception as err:  # reach the barrier first, so the other ranks do not hang
+            error = err
     if world_size > 1:
         torch.distributed.barrier()
-        if not osp.isfile(cached):  # another node: its own local rank 0 is absent
-            download_url_to_file(url, cached, progress=False)
+    if error is not None:
+        raise error
+    if not osp.isfile(cached):
+        raise FileNotFoundError(
+            f'{url!r} is not in the download cache ({cached}) after local rank 0 of this node '
+            'fetched it; see that rank\'s log for the download error, or download the file '
+            'there yourself')
     return safe_torch_load(cached, map_location)
 
 

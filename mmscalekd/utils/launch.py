@@ -183,3 +183,22 @@ def init_cpu_distributed_from_cfg(launcher: str, cfg: Mapping) -> bool:
     dist_cfg = (cfg.get('env_cfg') or {}).get('dist_cfg') or {}
     return init_cpu_distributed(launcher, dist_cfg.get('backend', 'gloo'),
                                 timeout=dist_cfg.get('timeout'))
+
+
+def shutdown_distributed(launcher: str) -> None:
+    """End a run of ``--launcher pytorch|slurm|mpi`` cleanly: barrier, then destroy the group.
+
+    Called by the tools on their normal way out (not after an error, where another rank may
+    be gone and a barrier would wait for it). Without it the process group lives until the
+    interpreter tears down, and gloo's worker threads can then abort the process after the
+    work is done ("terminate called without an active exception", exit by SIGABRT), which a
+    launcher reports as a failed rank. Nothing happens for ``'none'`` or without a group.
+
+    Args:
+        launcher (str): The tool's ``--launcher`` value.
+    """
+    import torch.distributed as dist
+    if launcher == 'none' or not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()

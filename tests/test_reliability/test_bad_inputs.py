@@ -1,4 +1,4 @@
-"""Wrong inputs a new user makes: each fails early with one message naming the value (issue 8).
+"""Wrong inputs a new user makes: each fails early with one message naming the value.
 
 Every case builds the smallest thing that reaches the check (a tiny distiller, a dataset, a
 launch environment, a hook) and asserts the exception type and the words of its message: the

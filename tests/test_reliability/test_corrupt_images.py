@@ -1,4 +1,4 @@
-"""Corrupt images in a labelled dataset are skipped with a warning and counted (issue 8)."""
+"""Corrupt images in a labelled dataset are skipped with a warning and counted."""
 import warnings
 from pathlib import Path
 from typing import Dict

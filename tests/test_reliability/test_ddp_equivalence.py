@@ -1,4 +1,4 @@
-"""2 gloo processes with batch B train to the same weights as 1 process with batch 2B (issue 8).
+"""2 gloo processes with batch B train to the same weights as 1 process with batch 2B.
 
 The model uses GroupNorm instead of BatchNorm: BN statistics are per process, so with BN the
 two runs differ by design (SyncBN would fix that but needs CUDA in torch). With per-sample

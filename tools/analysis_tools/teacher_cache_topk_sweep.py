@@ -19,7 +19,6 @@ import os.path as _osp
 import sys as _sys
 
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.dirname(_osp.abspath(__file__)))))
-import mmscalekd  # noqa: F401,E402  (compat fixes before mmpretrain is imported)
 # isort: on
 import argparse  # noqa: E402
 import json  # noqa: E402

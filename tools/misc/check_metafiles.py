@@ -33,7 +33,6 @@ def _parse_config(path: str) -> str | None:
     """Return an error message if the config at ``path`` does not parse."""
     from mmengine.config import Config
 
-    import mmscalekd  # noqa: F401  (compat fixes before mmpretrain/mmdet imports)
     try:
         Config.fromfile(path)
     except Exception as err:  # any parse failure is a problem to report

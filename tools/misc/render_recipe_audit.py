@@ -15,7 +15,6 @@ Exits with status 1 and one line per problem when something disagrees.
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List
@@ -43,7 +42,6 @@ def main(argv: List[str] | None = None) -> int:
     if args.check_configs:
         from mmengine.config import Config
 
-        import mmscalekd  # noqa: F401  (compat fixes before mmpretrain imports)
         cfg_dir = osp.join(osp.dirname(osp.abspath(args.table)))
         for name in table.configs:
             path = osp.join(cfg_dir, name)
@@ -58,10 +56,10 @@ def main(argv: List[str] | None = None) -> int:
         if old != text:
             problems.append(f'{args.out} is stale: run python tools/misc/render_recipe_audit.py')
     elif not args.check_configs:
-        tmp = f'{args.out}.tmp-{os.getpid()}'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, args.out)  # atomic: a killed run never leaves half a page
+        from mmscalekd.utils.atomic_io import replace_atomically
+
+        # atomic: a killed run never leaves half a page
+        replace_atomically(args.out, lambda f: f.write(text.encode('utf-8')))
         print(f'wrote {osp.relpath(args.out, ROOT)} ({len(table.records)} records, '
               f'{len(table.configs)} configs)')
     for line in problems:

@@ -24,7 +24,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-import mmscalekd  # noqa: E402,F401  (compat fixes before anything else)
 from mmscalekd.utils import safe_torch_load  # noqa: E402
 from mmscalekd.utils.atomic_io import AtomicOutput, OutputExistsError, check_output  # noqa: E402
 from mmscalekd.utils.checkpoint import CorruptCheckpointError, UnsafeCheckpointError  # noqa: E402

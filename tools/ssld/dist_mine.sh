@@ -5,10 +5,8 @@
 # Multi-node: run it on every node with NNODES, NODE_RANK, MASTER_ADDR and PORT set; --out
 # must be on a file system that every node shares. Without GPUs the processes run on CPU.
 set -euo pipefail
-if [ $# -lt 2 ]; then
-  echo "usage: NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 $0 CONFIG GPUS [args]" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../_launch_checks.sh"
+launch_usage 2 $# "NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 $0 CONFIG GPUS [args]"
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -16,9 +14,9 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PORT=${PORT:-29500}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python; fi
-fi
+launch_python "$ROOT"
+launch_check_gpus "$GPUS"
+launch_check_port "$PORT" "$NODE_RANK" "$@"
 
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m torch.distributed.run \
   --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \

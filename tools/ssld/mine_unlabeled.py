@@ -23,7 +23,6 @@ import sys as _sys
 
 # Run from a checkout without installing: put the repository root on the path.
 _sys.path.insert(0, _osp.dirname(_osp.dirname(_osp.dirname(_osp.abspath(__file__)))))
-import mmscalekd  # noqa: F401,E402  (compat fixes before torchvision/mmpretrain)
 # isort: on
 import argparse  # noqa: E402
 import os.path as osp
@@ -42,7 +41,7 @@ from mmscalekd.ssld.mining import (
     init_distributed,
     mine,
 )
-from mmscalekd.utils.launch import LAUNCHERS, LaunchError
+from mmscalekd.utils.launch import LAUNCHERS, LaunchError, shutdown_distributed
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -122,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         summary = mine(scorer, options, dist)
     except MiningStateError as err:
         sys.exit(f'tools/ssld/mine_unlabeled.py: error: {err}')
+    shutdown_distributed(args.launcher)
     return summary
 
 

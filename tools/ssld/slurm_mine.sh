@@ -6,10 +6,8 @@
 # CPUS_PER_TASK (default 5: DataLoader workers decode and hash), SRUN_ARGS (extra srun options).
 # --out must be on a file system that every node shares; a killed job resumes when resubmitted.
 set -euo pipefail
-if [ $# -lt 3 ]; then
-  echo "usage: GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG [args]" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../_launch_checks.sh"
+launch_usage 3 $# "GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG [args]"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
@@ -18,13 +16,8 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python; fi
-fi
-GRES=()
-if [ "$GPUS_PER_NODE" -gt 0 ]; then
-  GRES=(--gres="gpu:$GPUS_PER_NODE" --ntasks-per-node="$GPUS_PER_NODE")
-fi
+launch_python "$ROOT"
+launch_check_slurm
 
 # SRUN_ARGS is split on spaces on purpose (several srun options in one variable).
 # shellcheck disable=SC2086

@@ -15,12 +15,12 @@ from mmscalekd.registry import MODELS
 class ConvNeXtTaps(ConvNeXt):
     """mmpretrain ``ConvNeXt`` returning maps, with the output norm only at the last tap.
 
-    The official ScaleKD ConvNeXt-T student applies the norm only to stage 4 (spec
-    §7): with ``out_indices=(2, 3)`` the taps are stage 3 ``384 x 14 x 14`` (raw) and
-    stage 4 ``768 x 7 x 7`` (normed) at 224. Maps are needed for the taps, so
-    ``gap_before_final_norm`` defaults to False here and the classifier needs a
-    ``GlobalAveragePooling`` neck (the head then sees ``GAP(LN(x))`` instead of
-    upstream's ``LN(GAP(x))``).
+    The official ScaleKD ConvNeXt-T student applies the norm only to stage 4
+    (``docs/recipe_audit.md``, ConvNeXt-T student.taps): with ``out_indices=(2, 3)`` the
+    taps are stage 3 ``384 x 14 x 14`` (raw) and stage 4 ``768 x 7 x 7`` (normed) at 224.
+    Maps are needed for the taps, so ``gap_before_final_norm`` defaults to False here and
+    the classifier needs a ``GlobalAveragePooling`` neck (the head then sees ``GAP(LN(x))``
+    instead of upstream's ``LN(GAP(x))``).
 
     Args:
         norm_last_only (bool): Replace the norms of all but the last out index by

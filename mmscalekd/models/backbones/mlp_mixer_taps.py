@@ -17,7 +17,9 @@ from mmscalekd.registry import MODELS
 class MlpMixerTaps(MlpMixer):
     """mmpretrain ``MlpMixer`` with the official ScaleKD Mixer taps.
 
-    Differences from upstream (spec §7):
+    Differences from upstream (the official taps: ``out_indices=[-7, -5, -3, -1]`` read as
+    ``fea_s[2]``, ``fea_s[3]`` at ``deep-optimization/ScaleKD@ee56c7e
+    mmcls/models/classifiers/distiller.py:161``; ``docs/recipe_audit.md``, Mixer student.taps):
 
     * every tap is the block output **before** the final LayerNorm, including the
       last one, reshaped to a grid ``(B, C, Hp, Wp)`` (upstream returns

@@ -18,7 +18,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmscalekd.registry import MODELS
 
 # (out_channels, stride) of the 13 depthwise-separable blocks, split into ScaleKD's
-# four stages (spec §7). Output strides at 224: 4 (56^2), 16 (14^2), 16 (14^2), 32 (7^2).
+# four stages that the official loss configs expect (docs/recipe_audit.md, MobileNet-V1
+# student.taps). Output strides at 224: 4 (56^2), 16 (14^2), 16 (14^2), 32 (7^2).
 _STAGES: Tuple[Tuple[Tuple[int, int], ...], ...] = (
     ((64, 1), (128, 2), (128, 1)),                 # after the stride-2 stem: 128 @ 56^2
     ((256, 2), (256, 1), (512, 2), (512, 1)),      # 512 @ 14^2
@@ -34,7 +35,10 @@ class MobileNetV1(BaseBackbone):
 
     A stride-2 3x3 stem conv (32 channels) and 13 depthwise-separable blocks
     (3x3 depthwise conv + BN + ReLU, 1x1 pointwise conv + BN + ReLU), grouped as in
-    the official ScaleKD MobileNet-V1 (spec §7):
+    the official ScaleKD MobileNet-V1 (its s3/s4 taps are read as ``fea_s[2]``, ``fea_s[3]`` at
+    ``deep-optimization/ScaleKD@ee56c7e mmcls/models/classifiers/distiller.py:161``; the
+    official backbone file was not available to our audit, so the widths and grids follow
+    the official loss configs, see ``docs/recipe_audit.md``):
 
     ====== ============================== =================== ==========
     stage  blocks                         output (224 input)  stride

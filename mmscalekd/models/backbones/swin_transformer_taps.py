@@ -16,10 +16,13 @@ class SwinTransformerTaps(SwinTransformer):
     """mmpretrain ``SwinTransformer`` whose output norm is applied only at the last tap.
 
     Upstream builds a LayerNorm for *every* out index; the official ScaleKD Swin-T
-    student normalises only the last stage (spec §7). With
+    student normalises only the last stage (``docs/recipe_audit.md``, Swin-T student.taps). With
     ``out_indices=(2, 3)`` the taps are stage 3 ``384 x 14 x 14`` (raw) and stage 4
     ``768 x 7 x 7`` (after ``norm3``) for Swin-T at 224 -- the taps the released
-    config intended (its ``fea_s[2]/[3]`` indexing was off by one, spec §9.4).
+    config intended: its ``fea_s[2]/[3]`` indexing
+    (``deep-optimization/ScaleKD@ee56c7e mmcls/models/classifiers/distiller.py:161``) is off
+    by one for Swin-T; the commented-out ``fea_s[-2], fea_s[-1]`` variant at line 158 gives
+    these taps.
 
     Args:
         norm_last_only (bool): Replace the norms of all but the last out index by

@@ -2,8 +2,9 @@
 
 Every file is written to a hidden temporary file next to its final name (``.NAME.tmp-PID``),
 flushed and renamed over the final name with :func:`os.replace` (atomic within one folder on
-POSIX and Windows). A run killed while writing leaves the previous file untouched and at most a
-temporary file, which :func:`remove_stale_temporaries` deletes at the next start.
+POSIX and Windows; :func:`mmscalekd.utils.atomic_io.replace_atomically`). A run killed while
+writing leaves the previous file untouched and at most a temporary file, which
+:func:`remove_stale_temporaries` deletes at the next start.
 """
 from __future__ import annotations
 
@@ -17,13 +18,9 @@ from typing import Callable, List, Sequence
 import numpy as np
 
 from mmscalekd.datasets.unlabeled_image_folder import format_file_list_line
+from mmscalekd.utils.atomic_io import replace_atomically
 
 _TMP_RE = re.compile(r'^\..+\.tmp-\d+$')
-
-
-def _tmp_name(path: str) -> str:
-    folder, name = osp.split(osp.abspath(path))
-    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
 
 
 def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -33,18 +30,7 @@ def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
         path (str): Local destination; its folder is created.
         write (Callable): Writes the content to the binary file object it is given.
     """
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    replace_atomically(path, write)
 
 
 def atomic_write_text(path: str, text: str) -> None:
