@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument('--iters', type=int, default=None,
                       help='optimizer steps per run (default: the configs\' max_iters; quick: 6)')
     runs.add_argument('--seeds', type=int, default=None,
-                      help='seeds per (student, method): mean ± std in the table (default 3; '
+                      help='seeds per (student, method): mean ± std in the table (default 2; '
                       'quick: 1)')
     runs.add_argument('--seed', type=int, default=0, help='the first seed (default 0)')
     runs.add_argument('--jobs', type=int, default=None,

@@ -12,7 +12,8 @@ The remaining probability mass of a top-k cache is spread uniformly over the oth
     python tools/analysis_tools/teacher_cache_topk_sweep.py \\
         configs/teacher_cache/kd-cached_resnet18-w8_fashion-mnist-2k.py \\
         --source work_dirs/teacher_cache/kd_all-fp32 --topk 10 5 2 1 --live \\
-        --work-dir work_dirs/cache_sweep/kd --cfg-options train_cfg.val_interval=300
+        --work-dir work_dirs/cache_sweep/kd \\
+        --cfg-options train_cfg.max_iters=300 train_cfg.val_interval=300
 """
 # isort: off
 import os.path as _osp
