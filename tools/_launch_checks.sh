@@ -73,3 +73,25 @@ launch_check_slurm() {
     GRES=(--gres="gpu:$GPUS_PER_NODE" --ntasks-per-node="$GPUS_PER_NODE")
   fi
 }
+
+# launch_torchrun ROOT SCRIPT GPUS_AT ARGS...: the common body of the tools/dist_*.sh scripts.
+# ARGS are the script's own arguments; the one at position GPUS_AT is the number of processes
+# per node, those before it are SCRIPT's positional arguments, those after it are passed on
+# after `--launcher pytorch`. NNODES, NODE_RANK, MASTER_ADDR and PORT come from the
+# environment (defaults 1, 0, 127.0.0.1, 29500).
+launch_torchrun() {
+  local root=$1 script=$2 gpus_at=$3
+  shift 3
+  local gpus=${!gpus_at}
+  NNODES=${NNODES:-1}
+  NODE_RANK=${NODE_RANK:-0}
+  MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+  PORT=${PORT:-29500}
+  launch_python "$root"
+  launch_check_gpus "$gpus"
+  launch_check_port "$PORT" "$NODE_RANK" "$@"
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --master_port="$PORT" --nproc_per_node="$gpus" \
+    "$root/$script" "${@:1:gpus_at-1}" --launcher pytorch "${@:gpus_at+1}"
+}

@@ -6,18 +6,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_launch_checks.sh"
 launch_usage 2 $# "NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 $0 CONFIG GPUS [args]"
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PORT=${PORT:-29500}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-launch_python "$ROOT"
-launch_check_gpus "$GPUS"
-launch_check_port "$PORT" "$NODE_RANK" "$@"
-
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-  --master_port="$PORT" --nproc_per_node="$GPUS" \
-  "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+launch_torchrun "$ROOT" tools/train.py 2 "$@"
