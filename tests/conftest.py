@@ -1,11 +1,14 @@
 """Shared pytest set-up: one torch thread per xdist worker, registries (and the weights-only
 checkpoint loaders, through register_all_modules), seeds."""
+import logging
 import os
 import random
+from typing import List
 
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 import mmscalekd  # noqa: F401
 from mmscalekd.utils import register_all_modules
@@ -44,3 +47,24 @@ def _restore_default_scope():
     if current is None or current.scope_name != 'mmscalekd':
         import uuid
         DefaultScope.get_instance(f'mmscalekd-test-{uuid.uuid4().hex}', scope_name='mmscalekd')
+
+
+class _LogRecords(logging.Handler):
+    """Keeps the messages of the current MMLogger (``messages``: list of str)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def records():
+    """The messages the current MMLogger writes during the test."""
+    logger = MMLogger.get_current_instance()
+    handler = _LogRecords()
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)

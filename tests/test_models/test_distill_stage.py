@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import pickle
 import re
 import warnings
@@ -13,7 +12,6 @@ from typing import List
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from torch import nn
 
 from mmscalekd.models.distillers import DistillStage, FrozenConfig, ScaleKDDistiller
@@ -40,24 +38,6 @@ def choice_stages(alpha=(0.08, 0.06)) -> List[dict]:
 def build(stages=None, student=None, **kwargs) -> ScaleKDDistiller:
     return MODELS.build(B.distiller(student or B.classifier(RESNET, 64), B.swin_teacher(),
                                     choice_stages() if stages is None else stages, **kwargs))
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.messages: List[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def records():
-    logger = MMLogger.get_current_instance()
-    handler = _Records()
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 # ------------------------------------------------------------------ derivation
