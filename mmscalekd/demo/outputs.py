@@ -2,54 +2,21 @@
 from __future__ import annotations
 
 import datetime
-import io
 import os
 import os.path as osp
-import re
 import shutil
-from typing import Any, Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
-from mmscalekd.utils.atomic_io import replace_atomically
+# The writers of the demo's files: replace_atomically and its text and torch.save forms.
+# A crash or a kill during a write leaves the previous file untouched (and at most a
+# ``.<name>.tmp-<pid>`` file, which :func:`remove_stale_temporaries` deletes).
+from mmscalekd.utils.atomic_checkpoint import atomic_torch_save, atomic_write_text  # noqa: F401
+from mmscalekd.utils.atomic_io import find_pid_temporaries
+from mmscalekd.utils.atomic_io import replace_atomically as atomic_write  # noqa: F401
 
 #: What a demo run leaves in its work dir (the teachers it trains live in ``teachers/``, which
 #: is kept across runs: a teacher is reused for as long as its data is unchanged).
 RUN_OUTPUTS = ('results.json', 'results.md', 'accuracy_curves.png', 'runs')
-_TMP = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
-
-
-def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` through a temporary file in its folder and :func:`os.replace` it.
-
-    A crash or a kill during the write leaves the previous ``path`` untouched (and at most a
-    ``.<name>.tmp-<pid>`` file, which :func:`remove_stale_temporaries` deletes). See
-    :func:`mmscalekd.utils.atomic_io.replace_atomically`.
-
-    Args:
-        path (str): Destination.
-        write (Callable): Called with the open binary temporary file.
-    """
-    replace_atomically(path, write)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Replace the text file ``path`` by ``text`` (UTF-8) atomically."""
-    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
-
-
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
-    import torch
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_temporaries(folder: str, recursive: bool = False) -> List[str]:
@@ -63,17 +30,9 @@ def remove_stale_temporaries(folder: str, recursive: bool = False) -> List[str]:
         List[str]: The deleted paths.
     """
     removed = []
-    if not osp.isdir(folder):
-        return removed
-    walker = os.walk(folder) if recursive else [(folder, [], os.listdir(folder))]
-    for dirpath, _, names in walker:
-        for name in names:
-            match = _TMP.match(name)
-            if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
-                path = osp.join(dirpath, name)
-                if osp.isfile(path):
-                    os.remove(path)
-                    removed.append(path)
+    for tmp in find_pid_temporaries(folder, recursive=recursive):
+        os.remove(tmp.path)
+        removed.append(tmp.path)
     return removed
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmscalekd.utils.atomic_checkpoint import atomic_write_text
 from mmscalekd.utils.atomic_io import replace_atomically
 
 #: Value dtypes a cache can be written in.
@@ -126,8 +127,7 @@ def shard_file(epoch: int, part: int) -> str:
 
 def write_json_atomic(path: str, obj: dict) -> None:
     """Write JSON to ``path`` through a temporary file and a rename (never half a file)."""
-    text = json.dumps(obj, indent=1, sort_keys=True) + '\n'
-    replace_atomically(path, lambda f: f.write(text.encode('utf-8')))
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + '\n')
 
 
 def write_shard(root: str, epoch: int, part: int, start: int, records: np.ndarray) -> dict:

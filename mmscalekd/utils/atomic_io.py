@@ -26,14 +26,16 @@ from __future__ import annotations
 import errno
 import os
 import os.path as osp
+import re
 import socket
 from types import TracebackType
-from typing import IO, Any, Callable, List, Optional, Type
+from typing import IO, Any, Callable, List, NamedTuple, Optional, Type
 
 __all__ = [
     'OutputExistsError', 'AtomicOutput', 'check_output', 'temporary_path',
     'remove_stale_temporaries', 'atomic_save', 'atomic_write_bytes', 'atomic_write_text',
-    'atomic_dump', 'pid_temporary_path', 'fsync_replace', 'replace_atomically'
+    'atomic_dump', 'pid_temporary_path', 'fsync_replace', 'replace_atomically',
+    'process_alive', 'PidTemporary', 'find_pid_temporaries'
 ]
 
 
@@ -61,7 +63,8 @@ def temporary_path(path: str, pid: Optional[int] = None) -> str:
     return osp.join(folder, f'.{name}.tmp-{_host()}-{os.getpid() if pid is None else pid}{ext}')
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,7 +92,7 @@ def remove_stale_temporaries(path: str) -> List[str]:
         if not (entry.startswith(prefix) and entry.endswith(ext)):
             continue
         pid_text = entry[len(prefix):len(entry) - len(ext)]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or process_alive(int(pid_text)):
             continue
         try:
             os.remove(osp.join(folder, entry))
@@ -155,6 +158,50 @@ def pid_temporary_path(path: str) -> str:
     """``<folder>/.<name>.tmp-<pid>``: the temporary of :func:`replace_atomically`."""
     folder, name = osp.split(osp.abspath(str(path)))
     return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
+
+
+_PID_TEMPORARY = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
+
+
+class PidTemporary(NamedTuple):
+    """A :func:`pid_temporary_path` file found by :func:`find_pid_temporaries`."""
+    path: str  #: the temporary file
+    name: str  #: the name of the file it was to replace
+    pid: int  #: the process that wrote it
+
+
+def find_pid_temporaries(folder: str, recursive: bool = False,
+                         stale_only: bool = True) -> List[PidTemporary]:
+    """The :func:`pid_temporary_path` files (``.<name>.tmp-<pid>``) in ``folder``, by name.
+
+    The start-up cleanups of the writers of :func:`replace_atomically` remove what this
+    finds; a missing folder has none.
+
+    Args:
+        folder (str): Where to look.
+        recursive (bool): Also below ``folder``. Defaults to False.
+        stale_only (bool): Leave out the files of processes that still run on this machine
+            (and this process's own). False: every such file, for a caller that knows no
+            write is in progress. Defaults to True.
+
+    Returns:
+        List[PidTemporary]: The files found, sorted by name within each folder.
+    """
+    if not osp.isdir(folder):
+        return []
+    walker = os.walk(folder) if recursive else [(folder, [], os.listdir(folder))]
+    found = []
+    for dirpath, _, names in walker:
+        for entry in sorted(names):
+            match = _PID_TEMPORARY.match(entry)
+            path = osp.join(dirpath, entry)
+            if match is None or not osp.isfile(path):
+                continue
+            pid = int(match['pid'])
+            if stale_only and (pid == os.getpid() or process_alive(pid)):
+                continue
+            found.append(PidTemporary(path, match['name'], pid))
+    return found
 
 
 def fsync_replace(tmp: str, path: str) -> None:

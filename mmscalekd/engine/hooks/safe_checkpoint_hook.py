@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import os
 import os.path as osp
-import re
 import warnings
 from collections import deque
 from typing import Any, List, Optional
@@ -17,23 +16,11 @@ from mmengine.model import is_model_wrapper
 
 from mmscalekd.registry import HOOKS
 from mmscalekd.utils.atomic_checkpoint import atomic_write_text, fsync_replace, temporary_name
+from mmscalekd.utils.atomic_io import find_pid_temporaries
 
 #: Message-hub keys (resumed with the checkpoint).
 LAST_FINITE_KEY = 'last_finite_ckpt'
 RETAINED_KEY = 'retained_finite_ckpt'
-
-_TMP_PATTERN = re.compile(r'^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$')
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
 
 def remove_stale_temporaries(folder: str, logger: Any = None) -> List[str]:
     """Delete the ``.<name>.tmp-<pid>`` files of saves whose process is gone.
@@ -50,22 +37,13 @@ def remove_stale_temporaries(folder: str, logger: Any = None) -> List[str]:
         list[str]: Paths removed.
     """
     removed: List[str] = []
-    if not osp.isdir(folder):
-        return removed
-    for name in sorted(os.listdir(folder)):
-        match = _TMP_PATTERN.match(name)
-        path = osp.join(folder, name)
-        if match is None or not osp.isfile(path):
-            continue
-        pid = int(match['pid'])
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        size = osp.getsize(path)
-        os.remove(path)
-        removed.append(path)
+    for tmp in find_pid_temporaries(folder):
+        size = osp.getsize(tmp.path)
+        os.remove(tmp.path)
+        removed.append(tmp.path)
         if logger is not None:
-            logger.warning(f'Removed {path} ({size / 2**20:.1f} MiB): the partial file of a '
-                           f'save of {match["name"]!r} by process {pid}, which was killed '
+            logger.warning(f'Removed {tmp.path} ({size / 2**20:.1f} MiB): the partial file of a '
+                           f'save of {tmp.name!r} by process {tmp.pid}, which was killed '
                            'while writing it; the complete files are untouched.')
     return removed
 

@@ -8,34 +8,16 @@ writing leaves the previous file untouched and at most a temporary file, which
 """
 from __future__ import annotations
 
-import io
 import json
 import os
-import os.path as osp
-import re
-from typing import Callable, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from mmscalekd.datasets.unlabeled_image_folder import format_file_list_line
-from mmscalekd.utils.atomic_io import replace_atomically
-
-_TMP_RE = re.compile(r'^\..+\.tmp-\d+$')
-
-
-def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that it is either the old or the new file.
-
-    Args:
-        path (str): Local destination; its folder is created.
-        write (Callable): Writes the content to the binary file object it is given.
-    """
-    replace_atomically(path, write)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Replace the UTF-8 text file ``path`` by ``text`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+from mmscalekd.utils.atomic_checkpoint import atomic_write_text
+from mmscalekd.utils.atomic_io import find_pid_temporaries
+from mmscalekd.utils.atomic_io import replace_atomically as atomic_write
 
 
 def atomic_write_json(path: str, obj: object) -> None:
@@ -72,12 +54,8 @@ def remove_stale_temporaries(folder: str) -> List[str]:
     Returns:
         List[str]: The removed files.
     """
-    if not osp.isdir(folder):
-        return []
     removed = []
-    for name in sorted(os.listdir(folder)):
-        path = osp.join(folder, name)
-        if _TMP_RE.match(name) and osp.isfile(path):
-            os.remove(path)
-            removed.append(path)
+    for tmp in find_pid_temporaries(folder, stale_only=False):  # no write runs yet
+        os.remove(tmp.path)
+        removed.append(tmp.path)
     return removed
