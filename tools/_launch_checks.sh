@@ -95,3 +95,23 @@ launch_torchrun() {
     --master_port="$PORT" --nproc_per_node="$gpus" \
     "$root/$script" "${@:1:gpus_at-1}" --launcher pytorch "${@:gpus_at+1}"
 }
+
+# launch_srun ROOT PARTITION JOB_NAME TOOL ARGS...: the common body of the slurm_*.sh scripts:
+# one task per GPU running `python -u ROOT/TOOL ARGS...` (ARGS include `--launcher=slurm`).
+# GPUS (default 8), GPUS_PER_NODE (default 8; 0 = CPU nodes), CPUS_PER_TASK (default 5) and
+# SRUN_ARGS (extra srun options, split on spaces on purpose) come from the environment.
+launch_srun() {
+  local root=$1 partition=$2 job_name=$3 tool=$4
+  shift 4
+  GPUS=${GPUS:-8}
+  GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+  CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+  SRUN_ARGS=${SRUN_ARGS:-""}
+  launch_python "$root"
+  launch_check_slurm
+  # shellcheck disable=SC2086
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec srun -p "$partition" \
+    --job-name="$job_name" --ntasks="$GPUS" "${GRES[@]}" \
+    --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
+    "$PYTHON" -u "$root/$tool" "$@"
+}

@@ -6,20 +6,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_launch_checks.sh"
 launch_usage 4 $# "GPUS=8 GPUS_PER_NODE=8 $0 PARTITION JOB_NAME CONFIG CHECKPOINT [args]"
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-launch_python "$ROOT"
-launch_check_slurm
-
-# shellcheck disable=SC2086
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec srun -p "$PARTITION" \
-  --job-name="$JOB_NAME" --ntasks="$GPUS" "${GRES[@]}" \
-  --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-  "$PYTHON" -u "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"
+launch_srun "$ROOT" "$1" "$2" tools/test.py "$3" "$4" --launcher=slurm "${@:5}"
