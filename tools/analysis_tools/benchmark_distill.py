@@ -303,11 +303,15 @@ def build(args: argparse.Namespace) -> Tuple[torch.nn.Module, object, Config]:
     return model, optim_wrapper, cfg
 
 
+def compile_targets(model: torch.nn.Module) -> List[torch.nn.Module]:
+    """What ``--compile`` compiles: the student backbone and every connector."""
+    return [model.student.backbone] + list(model.connectors.values())
+
+
 def try_compile(model: torch.nn.Module) -> Tuple[bool, Optional[str]]:
-    """Compile the student backbone and every connector in place (``Module.compile``)."""
-    targets = [model.student.backbone] + list(model.connectors.values())
+    """Compile :func:`compile_targets` in place (``Module.compile``)."""
     try:
-        for m in targets:
+        for m in compile_targets(model):
             m.compile()
     except Exception as err:  # noqa: BLE001  (any backend failure means: no compile)
         return False, f'{type(err).__name__}: {err}'
@@ -315,7 +319,7 @@ def try_compile(model: torch.nn.Module) -> Tuple[bool, Optional[str]]:
 
 
 def uncompile(model: torch.nn.Module) -> None:
-    for m in [model.student.backbone] + list(model.connectors.values()):
+    for m in compile_targets(model):
         # Module.compile() stores the compiled callable here; None restores eager calls.
         m._compiled_call_impl = None
 
@@ -738,7 +742,7 @@ class _Sweep:
             for key, value in state.items():
                 if isinstance(value, torch.Tensor) and value.dim() == 4:
                     state[key] = value.contiguous(memory_format=fmt)
-        targets = [model.student.backbone] + list(model.connectors.values())
+        targets = compile_targets(model)
         if setting['compile'] and self.compiled is None:
             ok, self.compile_error = try_compile(model)
             if not ok:
@@ -825,8 +829,7 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
         out['batches'].append(entry)
         # FLOPs: eager, fp32, default layout (the options change no FLOP count).
         model.to(memory_format=torch.contiguous_format)
-        for m in [model.student.backbone] + list(model.connectors.values()):
-            m._compiled_call_impl = None
+        uncompile(model)
         try:
             entry['flops'] = count_step_flops(model, sw.plain_wrapper, x, samples)
         except torch.cuda.OutOfMemoryError as err:
@@ -882,8 +885,7 @@ def sweep(args: argparse.Namespace, on_batch_done: Optional[Callable[[dict], Non
                 if SETTINGS[name]['compile']:
                     # Compiling fails at Module.compile() or, lazily, in the first compiled step.
                     rec['compile_error'] = dead[name] = message
-                    for m in [model.student.backbone] + list(model.connectors.values()):
-                        m._compiled_call_impl = None
+                    uncompile(model)
                     warnings.warn(f'{name}: torch.compile is not usable here ({message}); '
                                   'setting left out')
                 else:
