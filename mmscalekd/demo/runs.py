@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
 from mmengine.hooks import Hook
@@ -208,8 +208,3 @@ def execute(task: Task, report: Optional[Report] = None) -> Dict[str, Any]:
         raise ValueError(f'unknown task kind {task.kind!r}; one of {sorted(_KINDS)}')
     os.makedirs(task.work_dir, exist_ok=True)
     return _KINDS[task.kind](task, report)
-
-
-def task_dict(task: Task) -> Dict[str, Any]:
-    """``task`` as a plain dict (for the results' record)."""
-    return asdict(task)
